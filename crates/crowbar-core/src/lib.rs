@@ -1,0 +1,2 @@
+//! The Crowbar domain model.
+#![deny(missing_docs)]

@@ -1,0 +1,18 @@
+//! Crowbar in Rust: bare-metal cluster orchestration as an embeddable library.
+//!
+//! This facade re-exports the workspace crates under short names:
+//!
+//! - [`core`]: the domain model, the noderole state machine, the `Store` trait and its stores.
+//! - [`net`]: networks and the IPv4/IPv6 allocator.
+//! - [`jig`]: the `Jig` trait and built-in jigs.
+//! - [`anneal`]: the annealer.
+//! - [`pxe`]: DHCPv4, PXE and TFTP.
+//! - [`dns`]: authoritative DNS.
+#![deny(missing_docs)]
+
+pub use crowbar_anneal as anneal;
+pub use crowbar_core as core;
+pub use crowbar_dns as dns;
+pub use crowbar_jig as jig;
+pub use crowbar_net as net;
+pub use crowbar_pxe as pxe;
