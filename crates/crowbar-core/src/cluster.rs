@@ -1,0 +1,1254 @@
+//! The in-memory model: every entity, the noderole graph and its indices, the transaction
+//! machinery (undo log, pending batch, hook queue) that the operations in `machine` and
+//! `binding` are built from.
+
+use std::any::{Any, TypeId};
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::batch::{Batch, Edge, HistoryEntry, Record, RecordChange, Snapshot, StateUpdate};
+use crate::hooks::{HookError, RoleHooks};
+use crate::{
+    Cause, Clock, CoreError, Deployment, DeploymentId, DeploymentPhase, DeploymentRole,
+    DeploymentState, Node, NodeId, NodeRole, NodeRoleId, NodeRoleState, Role, RoleId,
+    SYSTEM_DEPLOYMENT, SystemClock,
+};
+
+/// The graph links of one noderole, kept beside it.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Links {
+    pub(crate) parents: Vec<NodeRoleId>,
+    pub(crate) children: Vec<NodeRoleId>,
+    /// How many parents are not ACTIVE: the noderole is activatable when this is 0.
+    pub(crate) inactive_parents: u32,
+}
+
+/// Per-node index: its noderoles and how many are in TRANSITION or ERROR.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct NodeIndex {
+    pub(crate) noderoles: Vec<NodeRoleId>,
+    pub(crate) busy: u32,
+}
+
+const DIRTY_STATE: u8 = 1;
+const DIRTY_FULL: u8 = 2;
+
+/// Which data slot of a noderole.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Slot {
+    Proposed,
+    Sysdata,
+    Wall,
+}
+
+/// One step to take back if the operation fails.
+#[derive(Debug)]
+enum Undo {
+    NodeCreated(NodeId),
+    Node(Box<Node>),
+    RoleCreated(RoleId),
+    Role(Box<Role>),
+    DeploymentCreated(DeploymentId),
+    Deployment(Box<Deployment>),
+    DeploymentRoleCreated(DeploymentId, RoleId),
+    DeploymentRole(Box<DeploymentRole>),
+    NodeRoleCreated(NodeRoleId),
+    State(NodeRoleId, NodeRoleState, u32),
+    Cohort(NodeRoleId, u32),
+    Data(NodeRoleId, Slot, Value),
+    Committed(NodeRoleId, Option<Value>),
+    Runlog(NodeRoleId, String),
+    Edge(Edge),
+}
+
+/// Something a hook must hear about.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum HookEvent {
+    Proposed(NodeRoleId),
+    State(NodeRoleId, NodeRoleState),
+    NodeCreate(NodeId),
+    NodeChange(NodeId),
+    DeploymentCreate(DeploymentId, RoleId),
+}
+
+#[derive(Default)]
+struct Pending {
+    nodes: BTreeSet<NodeId>,
+    roles: BTreeSet<RoleId>,
+    deployments: BTreeSet<DeploymentId>,
+    deployment_roles: BTreeSet<(DeploymentId, RoleId)>,
+    nr_flags: Vec<u8>,
+    nr_list: Vec<NodeRoleId>,
+    edges: Vec<Edge>,
+    deleted_noderoles: Vec<NodeRoleId>,
+    deleted_nodes: Vec<NodeId>,
+    records: Vec<RecordChange>,
+    history: Vec<HistoryEntry>,
+}
+
+#[derive(Clone, Copy)]
+struct Mark {
+    undo: usize,
+    edges: usize,
+    records: usize,
+    history: usize,
+    events: usize,
+}
+
+/// Typed extension state that layers above the core keep inside the cluster (the network
+/// registry, for instance), so their hooks can reach it through `&mut Cluster`.
+#[derive(Default)]
+pub struct Extensions(HashMap<TypeId, Box<dyn Any + Send>>);
+
+impl Extensions {
+    /// The value of type `T`, if one was inserted.
+    pub fn get<T: Any + Send>(&self) -> Option<&T> {
+        self.0.get(&TypeId::of::<T>())?.downcast_ref()
+    }
+
+    /// The value of type `T`, mutably.
+    pub fn get_mut<T: Any + Send>(&mut self) -> Option<&mut T> {
+        self.0.get_mut(&TypeId::of::<T>())?.downcast_mut()
+    }
+
+    /// Inserts `value`, returning the previous value of that type.
+    pub fn insert<T: Any + Send>(&mut self, value: T) -> Option<T> {
+        self.0
+            .insert(TypeId::of::<T>(), Box::new(value))
+            .and_then(|b| b.downcast().ok().map(|b| *b))
+    }
+}
+
+/// The whole model in memory: nodes, roles, deployments and the noderole graph.
+///
+/// Every public operation is a transaction: it either succeeds, with its changes (and those of
+/// the hooks it fired) appended to the pending batch, or fails with a [`CoreError`] and leaves the
+/// cluster exactly as it was. [`Cluster::take_batch`] hands the pending changes to a
+/// [`Store`](crate::Store).
+///
+/// Costs: every lookup is by index or hash; a state change costs O(children) for the
+/// activatable counters, an ERROR ripple O(descendants); nothing rescans the graph.
+pub struct Cluster {
+    pub(crate) nodes: Vec<Option<Node>>,
+    pub(crate) node_index: Vec<NodeIndex>,
+    node_by_name: HashMap<String, NodeId>,
+    node_by_alias: HashMap<String, NodeId>,
+    pub(crate) roles: Vec<Option<Role>>,
+    role_by_name: HashMap<String, RoleId>,
+    pub(crate) deployments: Vec<Option<Deployment>>,
+    deployment_by_name: HashMap<String, DeploymentId>,
+    deployment_counts: Vec<[u32; 6]>,
+    pub(crate) deployment_roles: HashMap<(DeploymentId, RoleId), DeploymentRole>,
+    pub(crate) noderoles: Vec<Option<NodeRole>>,
+    pub(crate) links: Vec<Links>,
+    pub(crate) by_role_node: HashMap<(RoleId, NodeId), NodeRoleId>,
+    pub(crate) by_deployment_role: HashMap<(DeploymentId, RoleId), Vec<NodeRoleId>>,
+    hooks_by_name: HashMap<String, Arc<dyn RoleHooks>>,
+    hooks_by_role: Vec<Option<Arc<dyn RoleHooks>>>,
+    clock: Arc<dyn Clock>,
+    extensions: Extensions,
+    depth: u32,
+    undo: Vec<Undo>,
+    events: VecDeque<HookEvent>,
+    pending: Pending,
+    noderole_count: usize,
+    loaded_records: Vec<Record>,
+}
+
+impl Default for Cluster {
+    fn default() -> Self {
+        Cluster::new()
+    }
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("nodes", &self.node_by_name.len())
+            .field("roles", &self.role_by_name.len())
+            .field("deployments", &self.deployment_by_name.len())
+            .field("noderoles", &self.noderole_count)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Cluster {
+    /// An empty cluster holding only the committed system deployment, with the system clock.
+    pub fn new() -> Cluster {
+        Cluster::with_clock(Arc::new(SystemClock))
+    }
+
+    /// An empty cluster with the given clock.
+    pub fn with_clock(clock: Arc<dyn Clock>) -> Cluster {
+        let mut cluster = Cluster::empty(clock);
+        let system = Deployment {
+            id: SYSTEM_DEPLOYMENT,
+            name: "system".to_owned(),
+            description: "The system deployment".to_owned(),
+            parent: None,
+            system: true,
+            phase: DeploymentPhase::Committed,
+        };
+        cluster.insert_deployment_raw(system);
+        cluster.pending.deployments.insert(SYSTEM_DEPLOYMENT);
+        cluster
+    }
+
+    fn empty(clock: Arc<dyn Clock>) -> Cluster {
+        Cluster {
+            nodes: vec![None],
+            node_index: vec![NodeIndex::default()],
+            node_by_name: HashMap::new(),
+            node_by_alias: HashMap::new(),
+            roles: vec![None],
+            role_by_name: HashMap::new(),
+            deployments: vec![None],
+            deployment_by_name: HashMap::new(),
+            deployment_counts: vec![[0; 6]],
+            deployment_roles: HashMap::new(),
+            noderoles: vec![None],
+            links: vec![Links::default()],
+            by_role_node: HashMap::new(),
+            by_deployment_role: HashMap::new(),
+            hooks_by_name: HashMap::new(),
+            hooks_by_role: vec![None],
+            clock,
+            extensions: Extensions::default(),
+            depth: 0,
+            undo: Vec::new(),
+            events: VecDeque::new(),
+            pending: Pending {
+                nr_flags: vec![0],
+                ..Pending::default()
+            },
+            noderole_count: 0,
+            loaded_records: Vec::new(),
+        }
+    }
+
+    /// Rebuilds a cluster from what a store loaded. Nothing is pending afterwards.
+    pub fn from_snapshot(snapshot: Snapshot, clock: Arc<dyn Clock>) -> Result<Cluster, CoreError> {
+        let mut c = Cluster::empty(clock);
+        let mut deployments = snapshot.deployments;
+        deployments.sort_by_key(|d| d.id);
+        for d in deployments {
+            c.insert_deployment_raw(d);
+        }
+        if c.deployment(SYSTEM_DEPLOYMENT).is_none() {
+            return Err(CoreError::Unknown {
+                what: "deployment",
+                name: "system".to_owned(),
+            });
+        }
+        let mut roles = snapshot.roles;
+        roles.sort_by_key(|r| r.id);
+        for r in roles {
+            c.insert_role_raw(r);
+        }
+        let mut nodes = snapshot.nodes;
+        nodes.sort_by_key(|n| n.id);
+        for n in nodes {
+            c.insert_node_raw(n);
+        }
+        for dr in snapshot.deployment_roles {
+            c.deployment_roles.insert((dr.deployment, dr.role), dr);
+        }
+        let mut noderoles = snapshot.noderoles;
+        noderoles.sort_by_key(|n| n.id);
+        for nr in noderoles {
+            c.insert_noderole_raw(nr);
+        }
+        for e in snapshot.edges {
+            if c.noderole(e.parent).is_some() && c.noderole(e.child).is_some() {
+                c.link_raw(e.parent, e.child);
+            }
+        }
+        c.loaded_records = snapshot.records;
+        c.pending = Pending {
+            nr_flags: vec![0; c.noderoles.len()],
+            ..Pending::default()
+        };
+        Ok(c)
+    }
+}
+
+// Queries.
+impl Cluster {
+    /// The node with this id.
+    pub fn node(&self, id: NodeId) -> Option<&Node> {
+        self.nodes.get(id.index())?.as_ref()
+    }
+
+    /// The node with this FQDN (any case) or alias.
+    pub fn find_node(&self, name: &str) -> Option<NodeId> {
+        let lower = name.to_ascii_lowercase();
+        let lower = lower.strip_suffix('.').unwrap_or(&lower);
+        self.node_by_name
+            .get(lower)
+            .or_else(|| self.node_by_alias.get(lower))
+            .copied()
+    }
+
+    /// Every node, by id.
+    pub fn nodes(&self) -> impl Iterator<Item = &Node> {
+        self.nodes.iter().flatten()
+    }
+
+    /// The role with this id.
+    pub fn role(&self, id: RoleId) -> Option<&Role> {
+        self.roles.get(id.index())?.as_ref()
+    }
+
+    /// The role with this name.
+    pub fn find_role(&self, name: &str) -> Option<RoleId> {
+        self.role_by_name.get(name).copied()
+    }
+
+    /// Every role, by id.
+    pub fn roles(&self) -> impl Iterator<Item = &Role> {
+        self.roles.iter().flatten()
+    }
+
+    /// The deployment with this id.
+    pub fn deployment(&self, id: DeploymentId) -> Option<&Deployment> {
+        self.deployments.get(id.index())?.as_ref()
+    }
+
+    /// The deployment with this name.
+    pub fn find_deployment(&self, name: &str) -> Option<DeploymentId> {
+        self.deployment_by_name.get(name).copied()
+    }
+
+    /// Every deployment, by id.
+    pub fn deployments(&self) -> impl Iterator<Item = &Deployment> {
+        self.deployments.iter().flatten()
+    }
+
+    /// The role's data in a deployment, if the role has been added there.
+    pub fn deployment_role(
+        &self,
+        deployment: DeploymentId,
+        role: RoleId,
+    ) -> Option<&DeploymentRole> {
+        self.deployment_roles.get(&(deployment, role))
+    }
+
+    /// The noderole with this id.
+    pub fn noderole(&self, id: NodeRoleId) -> Option<&NodeRole> {
+        self.noderoles.get(id.index())?.as_ref()
+    }
+
+    /// Every noderole, by id.
+    pub fn noderoles(&self) -> impl Iterator<Item = &NodeRole> {
+        self.noderoles.iter().flatten()
+    }
+
+    /// How many noderoles exist.
+    pub fn noderole_count(&self) -> usize {
+        self.noderole_count
+    }
+
+    /// One more than the largest noderole id ever used: a bound for dense per-noderole tables.
+    pub fn noderole_id_bound(&self) -> usize {
+        self.noderoles.len()
+    }
+
+    /// One more than the largest node id ever used.
+    pub fn node_id_bound(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// The noderole binding `role` to `node`, in any deployment.
+    pub fn noderole_for(&self, role: RoleId, node: NodeId) -> Option<NodeRoleId> {
+        self.by_role_node.get(&(role, node)).copied()
+    }
+
+    /// The noderoles of `role` in `deployment`, in creation order.
+    pub fn noderoles_of(&self, deployment: DeploymentId, role: RoleId) -> &[NodeRoleId] {
+        self.by_deployment_role
+            .get(&(deployment, role))
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// The noderoles on a node, in creation order.
+    pub fn noderoles_on(&self, node: NodeId) -> &[NodeRoleId] {
+        self.node_index
+            .get(node.index())
+            .map_or(&[], |i| i.noderoles.as_slice())
+    }
+
+    /// The direct parents of a noderole.
+    pub fn parents(&self, id: NodeRoleId) -> &[NodeRoleId] {
+        self.links
+            .get(id.index())
+            .map_or(&[], |l| l.parents.as_slice())
+    }
+
+    /// The direct children of a noderole.
+    pub fn children(&self, id: NodeRoleId) -> &[NodeRoleId] {
+        self.links
+            .get(id.index())
+            .map_or(&[], |l| l.children.as_slice())
+    }
+
+    /// Whether every direct parent is ACTIVE (or there are none). O(1).
+    pub fn is_activatable(&self, id: NodeRoleId) -> bool {
+        self.links
+            .get(id.index())
+            .is_some_and(|l| l.inactive_parents == 0)
+    }
+
+    /// Whether the node has a noderole in TRANSITION or ERROR, which stops the annealer from
+    /// starting anything else there. O(1).
+    pub fn node_is_busy(&self, node: NodeId) -> bool {
+        self.node_index
+            .get(node.index())
+            .is_some_and(|i| i.busy > 0)
+    }
+
+    /// Crowbar's runnable predicate: TODO, in a committed deployment, on an alive and available
+    /// node that has no noderole in TRANSITION or ERROR. O(1).
+    pub fn is_runnable(&self, id: NodeRoleId) -> bool {
+        let Some(nr) = self.noderole(id) else {
+            return false;
+        };
+        nr.state == NodeRoleState::Todo
+            && self.deployment_committed(nr.deployment)
+            && self.node(nr.node).is_some_and(|n| n.alive && n.available)
+            && !self.node_is_busy(nr.node)
+    }
+
+    pub(crate) fn deployment_committed(&self, id: DeploymentId) -> bool {
+        self.deployment(id)
+            .is_some_and(|d| d.phase == DeploymentPhase::Committed)
+    }
+
+    /// How many noderoles of a deployment are in `state`. O(1).
+    pub fn count_in_state(&self, deployment: DeploymentId, state: NodeRoleState) -> u32 {
+        self.deployment_counts
+            .get(deployment.index())
+            .map_or(0, |c| c[state.slot()])
+    }
+
+    /// The derived deployment state: PROPOSED while proposed; else ACTIVE if every noderole is
+    /// ACTIVE (or there are none); else ERROR if any is in ERROR; else COMMITTED.
+    pub fn deployment_state(&self, id: DeploymentId) -> Option<DeploymentState> {
+        let d = self.deployment(id)?;
+        if d.phase == DeploymentPhase::Proposed {
+            return Some(DeploymentState::Proposed);
+        }
+        let counts = self.deployment_counts[id.index()];
+        let total: u32 = counts.iter().sum();
+        Some(if counts[NodeRoleState::Active.slot()] == total {
+            DeploymentState::Active
+        } else if counts[NodeRoleState::Error.slot()] > 0 {
+            DeploymentState::Error
+        } else {
+            DeploymentState::Committed
+        })
+    }
+
+    /// The derived node state: the state of its first noderole in TRANSITION, ERROR or PROPOSED;
+    /// else TODO if any is BLOCKED or TODO; else ACTIVE.
+    pub fn node_state(&self, id: NodeId) -> Option<NodeRoleState> {
+        self.node(id)?;
+        let states = || {
+            self.noderoles_on(id)
+                .iter()
+                .filter_map(|nr| self.noderole(*nr).map(|n| n.state))
+        };
+        if let Some(s) = states().find(|s| {
+            matches!(
+                s,
+                NodeRoleState::Transition | NodeRoleState::Error | NodeRoleState::Proposed
+            )
+        }) {
+            return Some(s);
+        }
+        if states().any(|s| matches!(s, NodeRoleState::Blocked | NodeRoleState::Todo)) {
+            return Some(NodeRoleState::Todo);
+        }
+        Some(NodeRoleState::Active)
+    }
+
+    /// A short human label, `role@alias`.
+    pub fn label(&self, id: NodeRoleId) -> String {
+        match self.noderole(id) {
+            Some(nr) => format!(
+                "{}@{}",
+                self.role(nr.role).map_or("?", |r| r.name.as_str()),
+                self.node(nr.node).map_or("?", |n| n.alias.as_str())
+            ),
+            None => id.to_string(),
+        }
+    }
+
+    /// The clock the cluster stamps its history with.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// Extension state of the layers above (networks...).
+    pub fn extensions(&self) -> &Extensions {
+        &self.extensions
+    }
+
+    /// Extension state, mutably.
+    pub fn extensions_mut(&mut self) -> &mut Extensions {
+        &mut self.extensions
+    }
+
+    /// The extension records the snapshot held, handed over once to whoever rebuilds extension
+    /// state from them.
+    pub fn take_loaded_records(&mut self) -> Vec<Record> {
+        std::mem::take(&mut self.loaded_records)
+    }
+}
+
+// Hooks, batches and transactions.
+impl Cluster {
+    /// Registers the hooks of the role named `role` (the role may be created later). Replaces
+    /// hooks registered before under that name.
+    pub fn register_hooks(&mut self, role: &str, hooks: Arc<dyn RoleHooks>) {
+        self.hooks_by_name.insert(role.to_owned(), hooks.clone());
+        if let Some(id) = self.find_role(role) {
+            self.hooks_by_role[id.index()] = Some(hooks);
+        }
+    }
+
+    /// Takes the changes made since the last call, to hand to a store.
+    pub fn take_batch(&mut self) -> Batch {
+        let p = &mut self.pending;
+        let mut batch = Batch {
+            base_revision: None,
+            nodes: Vec::with_capacity(p.nodes.len()),
+            ..Batch::default()
+        };
+        for id in std::mem::take(&mut p.nodes) {
+            if let Some(Some(n)) = self.nodes.get(id.index()) {
+                batch.nodes.push(n.clone());
+            }
+        }
+        for id in std::mem::take(&mut p.roles) {
+            if let Some(Some(r)) = self.roles.get(id.index()) {
+                batch.roles.push(r.clone());
+            }
+        }
+        for id in std::mem::take(&mut p.deployments) {
+            if let Some(Some(d)) = self.deployments.get(id.index()) {
+                batch.deployments.push(d.clone());
+            }
+        }
+        for key in std::mem::take(&mut p.deployment_roles) {
+            if let Some(dr) = self.deployment_roles.get(&key) {
+                batch.deployment_roles.push(dr.clone());
+            }
+        }
+        for id in p.nr_list.drain(..) {
+            let flags = std::mem::take(&mut p.nr_flags[id.index()]);
+            let Some(Some(nr)) = self.noderoles.get(id.index()) else {
+                continue;
+            };
+            if flags & DIRTY_FULL != 0 {
+                batch.noderoles.push(nr.clone());
+            } else if flags & DIRTY_STATE != 0 {
+                batch.states.push(StateUpdate {
+                    id,
+                    state: nr.state,
+                    run_count: nr.run_count,
+                    cohort: nr.cohort,
+                });
+            }
+        }
+        batch.edges = std::mem::take(&mut p.edges);
+        batch.deleted_noderoles = std::mem::take(&mut p.deleted_noderoles);
+        batch.deleted_nodes = std::mem::take(&mut p.deleted_nodes);
+        batch.records = std::mem::take(&mut p.records);
+        batch.history = std::mem::take(&mut p.history);
+        batch
+    }
+
+    /// Whether changes are waiting for [`Cluster::take_batch`].
+    pub fn has_pending(&self) -> bool {
+        let p = &self.pending;
+        !(p.nodes.is_empty()
+            && p.roles.is_empty()
+            && p.deployments.is_empty()
+            && p.deployment_roles.is_empty()
+            && p.nr_list.is_empty()
+            && p.edges.is_empty()
+            && p.deleted_noderoles.is_empty()
+            && p.deleted_nodes.is_empty()
+            && p.records.is_empty()
+            && p.history.is_empty())
+    }
+
+    /// Writes an extension record in the pending batch.
+    pub fn put_record(&mut self, table: &str, key: &str, value: Value) {
+        self.pending.records.push(RecordChange::Put(Record {
+            table: table.to_owned(),
+            key: key.to_owned(),
+            value,
+        }));
+    }
+
+    /// Deletes an extension record in the pending batch.
+    pub fn delete_record(&mut self, table: &str, key: &str) {
+        self.pending.records.push(RecordChange::Delete {
+            table: table.to_owned(),
+            key: key.to_owned(),
+        });
+    }
+
+    fn mark(&self) -> Mark {
+        Mark {
+            undo: self.undo.len(),
+            edges: self.pending.edges.len(),
+            records: self.pending.records.len(),
+            history: self.pending.history.len(),
+            events: self.events.len(),
+        }
+    }
+
+    /// Runs `f` as a transaction: on error everything it did is undone. At the outermost level,
+    /// queued hooks run before the transaction ends, and can still abort it.
+    pub(crate) fn txn<T>(
+        &mut self,
+        f: impl FnOnce(&mut Cluster) -> Result<T, CoreError>,
+    ) -> Result<T, CoreError> {
+        let mark = self.mark();
+        self.depth += 1;
+        let mut result = f(self);
+        if result.is_ok()
+            && self.depth == 1
+            && let Err(e) = self.drain_hooks()
+        {
+            result = Err(e);
+        }
+        self.depth -= 1;
+        match result {
+            Ok(v) => {
+                if self.depth == 0 {
+                    self.undo.clear();
+                }
+                Ok(v)
+            }
+            Err(e) => {
+                self.rollback(mark);
+                Err(e)
+            }
+        }
+    }
+
+    fn rollback(&mut self, mark: Mark) {
+        while self.undo.len() > mark.undo {
+            let step = self.undo.pop().expect("length checked");
+            self.apply_undo(step);
+        }
+        self.pending.edges.truncate(mark.edges);
+        self.pending.records.truncate(mark.records);
+        self.pending.history.truncate(mark.history);
+        if self.depth == 0 {
+            self.events.clear();
+        } else {
+            self.events.truncate(mark.events);
+        }
+    }
+
+    fn apply_undo(&mut self, step: Undo) {
+        match step {
+            Undo::NodeCreated(id) => {
+                if let Some(n) = self.nodes[id.index()].take() {
+                    self.node_by_name.remove(n.name.as_str());
+                    self.node_by_alias.remove(&n.alias);
+                }
+                if id.index() + 1 == self.nodes.len() {
+                    self.nodes.pop();
+                    self.node_index.pop();
+                }
+            }
+            Undo::Node(old) => {
+                let i = old.id.index();
+                self.nodes[i] = Some(*old);
+            }
+            Undo::RoleCreated(id) => {
+                if let Some(r) = self.roles[id.index()].take() {
+                    self.role_by_name.remove(&r.name);
+                }
+                if id.index() + 1 == self.roles.len() {
+                    self.roles.pop();
+                    self.hooks_by_role.pop();
+                }
+            }
+            Undo::Role(old) => {
+                let i = old.id.index();
+                self.roles[i] = Some(*old);
+            }
+            Undo::DeploymentCreated(id) => {
+                if let Some(d) = self.deployments[id.index()].take() {
+                    self.deployment_by_name.remove(&d.name);
+                }
+                if id.index() + 1 == self.deployments.len() {
+                    self.deployments.pop();
+                    self.deployment_counts.pop();
+                }
+            }
+            Undo::Deployment(old) => {
+                let i = old.id.index();
+                self.deployments[i] = Some(*old);
+            }
+            Undo::DeploymentRoleCreated(d, r) => {
+                self.deployment_roles.remove(&(d, r));
+            }
+            Undo::DeploymentRole(old) => {
+                self.deployment_roles
+                    .insert((old.deployment, old.role), *old);
+            }
+            Undo::NodeRoleCreated(id) => self.remove_noderole_raw(id, false),
+            Undo::State(id, state, run_count) => {
+                self.set_state_raw(id, state);
+                self.nr_mut(id).run_count = run_count;
+            }
+            Undo::Cohort(id, cohort) => self.nr_mut(id).cohort = cohort,
+            Undo::Data(id, slot, value) => *self.slot_mut(id, slot) = value,
+            Undo::Committed(id, value) => self.nr_mut(id).committed_data = value,
+            Undo::Runlog(id, value) => self.nr_mut(id).runlog = value,
+            Undo::Edge(e) => self.unlink_raw(e.parent, e.child),
+        }
+    }
+
+    fn drain_hooks(&mut self) -> Result<(), CoreError> {
+        while let Some(event) = self.events.pop_front() {
+            self.dispatch(event)?;
+        }
+        Ok(())
+    }
+
+    fn dispatch(&mut self, event: HookEvent) -> Result<(), CoreError> {
+        let hook_err =
+            |c: &Cluster, role: RoleId, hook: &'static str, e: HookError| CoreError::Hook {
+                role: c.role(role).map_or_else(String::new, |r| r.name.clone()),
+                hook,
+                message: e.0,
+            };
+        match event {
+            HookEvent::Proposed(nr) | HookEvent::State(nr, _) => {
+                let Some(role) = self.noderole(nr).map(|n| n.role) else {
+                    return Ok(());
+                };
+                let Some(hooks) = self.hooks_by_role[role.index()].clone() else {
+                    return Ok(());
+                };
+                let (name, result) = match event {
+                    HookEvent::Proposed(_) => ("on_proposed", hooks.on_proposed(self, nr)),
+                    HookEvent::State(_, state) => match state {
+                        NodeRoleState::Todo => ("on_todo", hooks.on_todo(self, nr)),
+                        NodeRoleState::Transition => {
+                            ("on_transition", hooks.on_transition(self, nr))
+                        }
+                        NodeRoleState::Active => ("on_active", hooks.on_active(self, nr)),
+                        NodeRoleState::Error => ("on_error", hooks.on_error(self, nr)),
+                        NodeRoleState::Blocked => ("on_blocked", hooks.on_blocked(self, nr)),
+                        NodeRoleState::Proposed => ("on_proposed", hooks.on_proposed(self, nr)),
+                    },
+                    _ => unreachable!("matched above"),
+                };
+                result.map_err(|e| hook_err(self, role, name, e))
+            }
+            HookEvent::NodeCreate(node) | HookEvent::NodeChange(node) => {
+                for (role, hooks) in self.fan_out(false) {
+                    let (name, result) = match event {
+                        HookEvent::NodeCreate(_) => {
+                            ("on_node_create", hooks.on_node_create(self, node))
+                        }
+                        _ => ("on_node_change", hooks.on_node_change(self, node)),
+                    };
+                    result.map_err(|e| hook_err(self, role, name, e))?;
+                }
+                Ok(())
+            }
+            HookEvent::DeploymentCreate(deployment, role) => {
+                let Some(hooks) = self.hooks_by_role[role.index()].clone() else {
+                    return Ok(());
+                };
+                hooks
+                    .on_deployment_create(self, deployment, role)
+                    .map_err(|e| hook_err(self, role, "on_deployment_create", e))
+            }
+        }
+    }
+
+    /// Roles with hooks, ascending (cohort, name), or descending cohort when `reverse`.
+    pub(crate) fn fan_out(&self, reverse: bool) -> Vec<(RoleId, Arc<dyn RoleHooks>)> {
+        let mut list: Vec<(RoleId, Arc<dyn RoleHooks>)> = self
+            .hooks_by_role
+            .iter()
+            .enumerate()
+            .filter_map(|(i, h)| Some((RoleId(i as u64), h.clone()?)))
+            .collect();
+        list.sort_by(|a, b| {
+            let (ra, rb) = (self.role(a.0), self.role(b.0));
+            let key = |r: Option<&Role>| r.map(|r| (r.cohort, r.name.clone()));
+            let (ka, kb) = (key(ra), key(rb));
+            match (reverse, ka, kb) {
+                (false, ka, kb) => ka.cmp(&kb),
+                (true, Some(a), Some(b)) => b.0.cmp(&a.0).then(a.1.cmp(&b.1)),
+                (true, ka, kb) => kb.cmp(&ka),
+            }
+        });
+        list
+    }
+
+    pub(crate) fn queue(&mut self, event: HookEvent) {
+        let wanted = match event {
+            HookEvent::Proposed(nr) | HookEvent::State(nr, _) => self
+                .noderole(nr)
+                .is_some_and(|n| self.hooks_by_role[n.role.index()].is_some()),
+            HookEvent::DeploymentCreate(_, role) => self.hooks_by_role[role.index()].is_some(),
+            HookEvent::NodeCreate(_) | HookEvent::NodeChange(_) => {
+                self.hooks_by_role.iter().any(Option::is_some)
+            }
+        };
+        if wanted {
+            self.events.push_back(event);
+        }
+    }
+}
+
+// Primitives: every mutation goes through these, which keep the indices, the undo log and the
+// pending batch in step.
+impl Cluster {
+    pub(crate) fn nr(&self, id: NodeRoleId) -> &NodeRole {
+        self.noderoles[id.index()]
+            .as_ref()
+            .expect("noderole id checked by caller")
+    }
+
+    pub(crate) fn nr_mut(&mut self, id: NodeRoleId) -> &mut NodeRole {
+        self.noderoles[id.index()]
+            .as_mut()
+            .expect("noderole id checked by caller")
+    }
+
+    fn slot_mut(&mut self, id: NodeRoleId, slot: Slot) -> &mut Value {
+        let nr = self.nr_mut(id);
+        match slot {
+            Slot::Proposed => &mut nr.proposed_data,
+            Slot::Sysdata => &mut nr.sysdata,
+            Slot::Wall => &mut nr.wall,
+        }
+    }
+
+    pub(crate) fn get_noderole(&self, id: NodeRoleId) -> Result<&NodeRole, CoreError> {
+        self.noderole(id).ok_or_else(|| CoreError::Unknown {
+            what: "noderole",
+            name: id.to_string(),
+        })
+    }
+
+    pub(crate) fn get_node(&self, id: NodeId) -> Result<&Node, CoreError> {
+        self.node(id).ok_or_else(|| CoreError::Unknown {
+            what: "node",
+            name: id.to_string(),
+        })
+    }
+
+    pub(crate) fn get_role(&self, id: RoleId) -> Result<&Role, CoreError> {
+        self.role(id).ok_or_else(|| CoreError::Unknown {
+            what: "role",
+            name: id.to_string(),
+        })
+    }
+
+    pub(crate) fn get_deployment(&self, id: DeploymentId) -> Result<&Deployment, CoreError> {
+        self.deployment(id).ok_or_else(|| CoreError::Unknown {
+            what: "deployment",
+            name: id.to_string(),
+        })
+    }
+
+    fn mark_nr(&mut self, id: NodeRoleId, flag: u8) {
+        let i = id.index();
+        if self.pending.nr_flags.len() <= i {
+            self.pending.nr_flags.resize(i + 1, 0);
+        }
+        let f = &mut self.pending.nr_flags[i];
+        if *f == 0 {
+            self.pending.nr_list.push(id);
+        }
+        *f |= flag;
+    }
+
+    pub(crate) fn history(
+        &mut self,
+        id: NodeRoleId,
+        from: Option<NodeRoleState>,
+        to: NodeRoleState,
+        cause: Cause,
+    ) {
+        let at = self.clock.now();
+        self.pending.history.push(HistoryEntry {
+            noderole: id,
+            from,
+            to,
+            cause,
+            at,
+        });
+    }
+
+    fn insert_node_raw(&mut self, node: Node) {
+        let i = node.id.index();
+        while self.nodes.len() <= i {
+            self.nodes.push(None);
+            self.node_index.push(NodeIndex::default());
+        }
+        self.node_by_name
+            .insert(node.name.as_str().to_owned(), node.id);
+        self.node_by_alias.insert(node.alias.clone(), node.id);
+        self.nodes[i] = Some(node);
+    }
+
+    pub(crate) fn insert_node(&mut self, node: Node) {
+        let id = node.id;
+        self.insert_node_raw(node);
+        self.undo.push(Undo::NodeCreated(id));
+        self.pending.nodes.insert(id);
+    }
+
+    pub(crate) fn next_node_id(&self) -> NodeId {
+        NodeId(self.nodes.len() as u64)
+    }
+
+    /// Replaces a node's row (not its name or alias).
+    pub(crate) fn replace_node(&mut self, node: Node) {
+        let id = node.id;
+        let old = self.nodes[id.index()].replace(node).expect("node exists");
+        self.undo.push(Undo::Node(Box::new(old)));
+        self.pending.nodes.insert(id);
+    }
+
+    pub(crate) fn remove_node_final(&mut self, id: NodeId) {
+        if let Some(n) = self.nodes[id.index()].take() {
+            self.node_by_name.remove(n.name.as_str());
+            self.node_by_alias.remove(&n.alias);
+        }
+        self.node_index[id.index()] = NodeIndex::default();
+        self.pending.nodes.remove(&id);
+        self.pending.deleted_nodes.push(id);
+    }
+
+    fn insert_role_raw(&mut self, role: Role) {
+        let i = role.id.index();
+        while self.roles.len() <= i {
+            self.roles.push(None);
+            self.hooks_by_role.push(None);
+        }
+        self.role_by_name.insert(role.name.clone(), role.id);
+        self.hooks_by_role[i] = self.hooks_by_name.get(&role.name).cloned();
+        self.roles[i] = Some(role);
+    }
+
+    pub(crate) fn insert_role(&mut self, role: Role) {
+        let id = role.id;
+        self.insert_role_raw(role);
+        self.undo.push(Undo::RoleCreated(id));
+        self.pending.roles.insert(id);
+    }
+
+    pub(crate) fn next_role_id(&self) -> RoleId {
+        RoleId(self.roles.len() as u64)
+    }
+
+    pub(crate) fn replace_role(&mut self, role: Role) {
+        let id = role.id;
+        let old = self.roles[id.index()].replace(role).expect("role exists");
+        self.undo.push(Undo::Role(Box::new(old)));
+        self.pending.roles.insert(id);
+    }
+
+    fn insert_deployment_raw(&mut self, d: Deployment) {
+        let i = d.id.index();
+        while self.deployments.len() <= i {
+            self.deployments.push(None);
+            self.deployment_counts.push([0; 6]);
+        }
+        self.deployment_by_name.insert(d.name.clone(), d.id);
+        self.deployments[i] = Some(d);
+    }
+
+    pub(crate) fn insert_deployment(&mut self, d: Deployment) {
+        let id = d.id;
+        self.insert_deployment_raw(d);
+        self.undo.push(Undo::DeploymentCreated(id));
+        self.pending.deployments.insert(id);
+    }
+
+    pub(crate) fn next_deployment_id(&self) -> DeploymentId {
+        DeploymentId(self.deployments.len() as u64)
+    }
+
+    pub(crate) fn replace_deployment(&mut self, d: Deployment) {
+        let id = d.id;
+        let old = self.deployments[id.index()]
+            .replace(d)
+            .expect("deployment exists");
+        self.undo.push(Undo::Deployment(Box::new(old)));
+        self.pending.deployments.insert(id);
+    }
+
+    /// Ensures the role has a deployment role in `deployment`; fires `on_deployment_create` when
+    /// it is new.
+    pub(crate) fn ensure_deployment_role(&mut self, deployment: DeploymentId, role: RoleId) {
+        if self.deployment_roles.contains_key(&(deployment, role)) {
+            return;
+        }
+        let empty = Value::Object(Default::default());
+        self.deployment_roles.insert(
+            (deployment, role),
+            DeploymentRole {
+                deployment,
+                role,
+                data: empty.clone(),
+                wall: empty,
+            },
+        );
+        self.undo
+            .push(Undo::DeploymentRoleCreated(deployment, role));
+        self.pending.deployment_roles.insert((deployment, role));
+        self.queue(HookEvent::DeploymentCreate(deployment, role));
+    }
+
+    pub(crate) fn replace_deployment_role(&mut self, dr: DeploymentRole) {
+        let key = (dr.deployment, dr.role);
+        if let Some(old) = self.deployment_roles.insert(key, dr) {
+            self.undo.push(Undo::DeploymentRole(Box::new(old)));
+        } else {
+            self.undo.push(Undo::DeploymentRoleCreated(key.0, key.1));
+        }
+        self.pending.deployment_roles.insert(key);
+    }
+
+    fn insert_noderole_raw(&mut self, nr: NodeRole) {
+        let i = nr.id.index();
+        while self.noderoles.len() <= i {
+            self.noderoles.push(None);
+            self.links.push(Links::default());
+        }
+        let (id, node, role, deployment, state) =
+            (nr.id, nr.node, nr.role, nr.deployment, nr.state);
+        self.by_role_node.insert((role, node), id);
+        self.by_deployment_role
+            .entry((deployment, role))
+            .or_default()
+            .push(id);
+        self.node_index[node.index()].noderoles.push(id);
+        if matches!(state, NodeRoleState::Transition | NodeRoleState::Error) {
+            self.node_index[node.index()].busy += 1;
+        }
+        self.deployment_counts[deployment.index()][state.slot()] += 1;
+        self.noderoles[i] = Some(nr);
+        self.noderole_count += 1;
+    }
+
+    pub(crate) fn next_noderole_id(&self) -> NodeRoleId {
+        NodeRoleId(self.noderoles.len() as u64)
+    }
+
+    pub(crate) fn insert_noderole(&mut self, nr: NodeRole) {
+        let (id, state) = (nr.id, nr.state);
+        self.insert_noderole_raw(nr);
+        self.undo.push(Undo::NodeRoleCreated(id));
+        self.mark_nr(id, DIRTY_FULL);
+        self.history(id, None, state, Cause::Bind);
+    }
+
+    /// Removes a noderole that has no edges left (used by undo and by node deletion).
+    fn remove_noderole_raw(&mut self, id: NodeRoleId, keep_slot: bool) {
+        let Some(nr) = self.noderoles[id.index()].take() else {
+            return;
+        };
+        self.by_role_node.remove(&(nr.role, nr.node));
+        if let Some(list) = self.by_deployment_role.get_mut(&(nr.deployment, nr.role)) {
+            list.retain(|x| *x != id);
+            if list.is_empty() {
+                self.by_deployment_role.remove(&(nr.deployment, nr.role));
+            }
+        }
+        let idx = &mut self.node_index[nr.node.index()];
+        idx.noderoles.retain(|x| *x != id);
+        if matches!(nr.state, NodeRoleState::Transition | NodeRoleState::Error) {
+            idx.busy -= 1;
+        }
+        self.deployment_counts[nr.deployment.index()][nr.state.slot()] -= 1;
+        self.noderole_count -= 1;
+        if !keep_slot && id.index() + 1 == self.noderoles.len() {
+            self.noderoles.pop();
+            self.links.pop();
+        }
+    }
+
+    /// Deletes a noderole and its edges, for good (no undo).
+    pub(crate) fn delete_noderole_final(&mut self, id: NodeRoleId) {
+        let parents = std::mem::take(&mut self.links[id.index()].parents);
+        for p in parents {
+            self.links[p.index()].children.retain(|c| *c != id);
+        }
+        let children = std::mem::take(&mut self.links[id.index()].children);
+        let active = self.nr(id).state == NodeRoleState::Active;
+        for c in children {
+            let l = &mut self.links[c.index()];
+            l.parents.retain(|p| *p != id);
+            if !active {
+                l.inactive_parents -= 1;
+            }
+        }
+        self.links[id.index()] = Links::default();
+        // Keep the slot so that ids are never reused once persisted.
+        self.remove_noderole_raw(id, true);
+        self.pending.deleted_noderoles.push(id);
+    }
+
+    /// Sets a noderole's state, keeping every counter in step. Returns the old state.
+    fn set_state_raw(&mut self, id: NodeRoleId, to: NodeRoleState) -> NodeRoleState {
+        let nr = self.noderoles[id.index()]
+            .as_mut()
+            .expect("noderole exists");
+        let from = nr.state;
+        if from == to {
+            return from;
+        }
+        nr.state = to;
+        let (node, deployment) = (nr.node, nr.deployment);
+        let busy = |s: NodeRoleState| matches!(s, NodeRoleState::Transition | NodeRoleState::Error);
+        let idx = &mut self.node_index[node.index()];
+        if busy(from) {
+            idx.busy -= 1;
+        }
+        if busy(to) {
+            idx.busy += 1;
+        }
+        let counts = &mut self.deployment_counts[deployment.index()];
+        counts[from.slot()] -= 1;
+        counts[to.slot()] += 1;
+        let was_active = from == NodeRoleState::Active;
+        let is_active = to == NodeRoleState::Active;
+        if was_active != is_active {
+            let children = std::mem::take(&mut self.links[id.index()].children);
+            for c in &children {
+                let l = &mut self.links[c.index()];
+                if is_active {
+                    l.inactive_parents -= 1;
+                } else {
+                    l.inactive_parents += 1;
+                }
+            }
+            self.links[id.index()].children = children;
+        }
+        from
+    }
+
+    /// Changes a noderole's state and run count, with history and (when `hooks`) the state hook.
+    pub(crate) fn set_state(
+        &mut self,
+        id: NodeRoleId,
+        to: NodeRoleState,
+        run_count: u32,
+        cause: Cause,
+        hooks: bool,
+    ) {
+        let old_runs = self.nr(id).run_count;
+        let from = self.set_state_raw(id, to);
+        if from == to && old_runs == run_count {
+            return;
+        }
+        self.nr_mut(id).run_count = run_count;
+        self.undo.push(Undo::State(id, from, old_runs));
+        self.mark_nr(id, DIRTY_STATE);
+        if from != to {
+            self.history(id, Some(from), to, cause);
+            let nr = self.nr(id);
+            if hooks && self.deployment_committed(nr.deployment) {
+                self.queue(HookEvent::State(id, to));
+            }
+        }
+    }
+
+    pub(crate) fn set_cohort(&mut self, id: NodeRoleId, cohort: u32) {
+        let old = std::mem::replace(&mut self.nr_mut(id).cohort, cohort);
+        if old != cohort {
+            self.undo.push(Undo::Cohort(id, old));
+            self.mark_nr(id, DIRTY_STATE);
+        }
+    }
+
+    pub(crate) fn set_data(&mut self, id: NodeRoleId, slot: Slot, value: Value) {
+        let old = std::mem::replace(self.slot_mut(id, slot), value);
+        self.undo.push(Undo::Data(id, slot, old));
+        self.mark_nr(id, DIRTY_FULL);
+    }
+
+    pub(crate) fn set_committed(&mut self, id: NodeRoleId, value: Option<Value>) {
+        let old = std::mem::replace(&mut self.nr_mut(id).committed_data, value);
+        self.undo.push(Undo::Committed(id, old));
+        self.mark_nr(id, DIRTY_FULL);
+    }
+
+    pub(crate) fn set_runlog(&mut self, id: NodeRoleId, runlog: String) {
+        let old = std::mem::replace(&mut self.nr_mut(id).runlog, runlog);
+        if !old.is_empty() || !self.nr(id).runlog.is_empty() {
+            self.undo.push(Undo::Runlog(id, old));
+            self.mark_nr(id, DIRTY_FULL);
+        }
+    }
+
+    fn link_raw(&mut self, parent: NodeRoleId, child: NodeRoleId) {
+        self.links[parent.index()].children.push(child);
+        let active = self.nr(parent).state == NodeRoleState::Active;
+        let l = &mut self.links[child.index()];
+        l.parents.push(parent);
+        if !active {
+            l.inactive_parents += 1;
+        }
+    }
+
+    fn unlink_raw(&mut self, parent: NodeRoleId, child: NodeRoleId) {
+        let children = &mut self.links[parent.index()].children;
+        if let Some(pos) = children.iter().rposition(|c| *c == child) {
+            children.remove(pos);
+        }
+        let active = self
+            .noderole(parent)
+            .is_some_and(|p| p.state == NodeRoleState::Active);
+        let l = &mut self.links[child.index()];
+        if let Some(pos) = l.parents.iter().rposition(|p| *p == parent) {
+            l.parents.remove(pos);
+            if !active {
+                l.inactive_parents -= 1;
+            }
+        }
+    }
+
+    /// Links `parent` to `child` (once) and raises the child's cohort, and its descendants', to
+    /// stay above the parent's.
+    pub(crate) fn link(&mut self, parent: NodeRoleId, child: NodeRoleId) {
+        if self.links[child.index()].parents.contains(&parent) {
+            return;
+        }
+        self.link_raw(parent, child);
+        let edge = Edge { parent, child };
+        self.undo.push(Undo::Edge(edge));
+        self.pending.edges.push(edge);
+        let mut stack = vec![(child, self.nr(parent).cohort + 1)];
+        while let Some((id, min)) = stack.pop() {
+            if self.nr(id).cohort >= min {
+                continue;
+            }
+            self.set_cohort(id, min);
+            for c in self.links[id.index()].children.clone() {
+                stack.push((c, min + 1));
+            }
+        }
+    }
+}
