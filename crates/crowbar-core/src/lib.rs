@@ -96,6 +96,7 @@ mod fqdn;
 mod hooks;
 mod ids;
 mod machine;
+mod query;
 mod store;
 mod types;
 
