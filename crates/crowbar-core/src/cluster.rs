@@ -3,7 +3,7 @@
 //! `binding` are built from.
 
 use std::any::{Any, TypeId};
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -75,10 +75,10 @@ pub(crate) enum HookEvent {
 
 #[derive(Default)]
 struct Pending {
-    nodes: BTreeSet<NodeId>,
-    roles: BTreeSet<RoleId>,
-    deployments: BTreeSet<DeploymentId>,
-    deployment_roles: BTreeSet<(DeploymentId, RoleId)>,
+    nodes: Vec<NodeId>,
+    roles: Vec<RoleId>,
+    deployments: Vec<DeploymentId>,
+    deployment_roles: Vec<(DeploymentId, RoleId)>,
     nr_flags: Vec<u8>,
     nr_list: Vec<NodeRoleId>,
     edges: Vec<Edge>,
@@ -91,6 +91,11 @@ struct Pending {
 #[derive(Clone, Copy)]
 struct Mark {
     undo: usize,
+    nodes: usize,
+    roles: usize,
+    deployments: usize,
+    deployment_roles: usize,
+    noderoles: usize,
     edges: usize,
     records: usize,
     history: usize,
@@ -192,7 +197,7 @@ impl Cluster {
             phase: DeploymentPhase::Committed,
         };
         cluster.insert_deployment_raw(system);
-        cluster.pending.deployments.insert(SYSTEM_DEPLOYMENT);
+        cluster.pending.deployments.push(SYSTEM_DEPLOYMENT);
         cluster
     }
 
@@ -526,22 +531,27 @@ impl Cluster {
             nodes: Vec::with_capacity(p.nodes.len()),
             ..Batch::default()
         };
-        for id in std::mem::take(&mut p.nodes) {
+        fn unique<T: Ord>(mut v: Vec<T>) -> Vec<T> {
+            v.sort();
+            v.dedup();
+            v
+        }
+        for id in unique(std::mem::take(&mut p.nodes)) {
             if let Some(Some(n)) = self.nodes.get(id.index()) {
                 batch.nodes.push(n.clone());
             }
         }
-        for id in std::mem::take(&mut p.roles) {
+        for id in unique(std::mem::take(&mut p.roles)) {
             if let Some(Some(r)) = self.roles.get(id.index()) {
                 batch.roles.push(r.clone());
             }
         }
-        for id in std::mem::take(&mut p.deployments) {
+        for id in unique(std::mem::take(&mut p.deployments)) {
             if let Some(Some(d)) = self.deployments.get(id.index()) {
                 batch.deployments.push(d.clone());
             }
         }
-        for key in std::mem::take(&mut p.deployment_roles) {
+        for key in unique(std::mem::take(&mut p.deployment_roles)) {
             if let Some(dr) = self.deployment_roles.get(&key) {
                 batch.deployment_roles.push(dr.clone());
             }
@@ -605,6 +615,11 @@ impl Cluster {
     fn mark(&self) -> Mark {
         Mark {
             undo: self.undo.len(),
+            nodes: self.pending.nodes.len(),
+            roles: self.pending.roles.len(),
+            deployments: self.pending.deployments.len(),
+            deployment_roles: self.pending.deployment_roles.len(),
+            noderoles: self.pending.nr_list.len(),
             edges: self.pending.edges.len(),
             records: self.pending.records.len(),
             history: self.pending.history.len(),
@@ -646,6 +661,16 @@ impl Cluster {
         while self.undo.len() > mark.undo {
             let step = self.undo.pop().expect("length checked");
             self.apply_undo(step);
+        }
+        let p = &mut self.pending;
+        p.nodes.truncate(mark.nodes);
+        p.roles.truncate(mark.roles);
+        p.deployments.truncate(mark.deployments);
+        p.deployment_roles.truncate(mark.deployment_roles);
+        for id in p.nr_list.drain(mark.noderoles..) {
+            if let Some(f) = p.nr_flags.get_mut(id.index()) {
+                *f = 0;
+            }
         }
         self.pending.edges.truncate(mark.edges);
         self.pending.records.truncate(mark.records);
@@ -914,7 +939,7 @@ impl Cluster {
         let id = node.id;
         self.insert_node_raw(node);
         self.undo.push(Undo::NodeCreated(id));
-        self.pending.nodes.insert(id);
+        self.pending.nodes.push(id);
     }
 
     pub(crate) fn next_node_id(&self) -> NodeId {
@@ -926,7 +951,7 @@ impl Cluster {
         let id = node.id;
         let old = self.nodes[id.index()].replace(node).expect("node exists");
         self.undo.push(Undo::Node(Box::new(old)));
-        self.pending.nodes.insert(id);
+        self.pending.nodes.push(id);
     }
 
     pub(crate) fn remove_node_final(&mut self, id: NodeId) {
@@ -935,7 +960,7 @@ impl Cluster {
             self.node_by_alias.remove(&n.alias);
         }
         self.node_index[id.index()] = NodeIndex::default();
-        self.pending.nodes.remove(&id);
+        self.pending.nodes.retain(|n| *n != id);
         self.pending.deleted_nodes.push(id);
     }
 
@@ -954,7 +979,7 @@ impl Cluster {
         let id = role.id;
         self.insert_role_raw(role);
         self.undo.push(Undo::RoleCreated(id));
-        self.pending.roles.insert(id);
+        self.pending.roles.push(id);
     }
 
     pub(crate) fn next_role_id(&self) -> RoleId {
@@ -965,7 +990,7 @@ impl Cluster {
         let id = role.id;
         let old = self.roles[id.index()].replace(role).expect("role exists");
         self.undo.push(Undo::Role(Box::new(old)));
-        self.pending.roles.insert(id);
+        self.pending.roles.push(id);
     }
 
     fn insert_deployment_raw(&mut self, d: Deployment) {
@@ -982,7 +1007,7 @@ impl Cluster {
         let id = d.id;
         self.insert_deployment_raw(d);
         self.undo.push(Undo::DeploymentCreated(id));
-        self.pending.deployments.insert(id);
+        self.pending.deployments.push(id);
     }
 
     pub(crate) fn next_deployment_id(&self) -> DeploymentId {
@@ -995,7 +1020,7 @@ impl Cluster {
             .replace(d)
             .expect("deployment exists");
         self.undo.push(Undo::Deployment(Box::new(old)));
-        self.pending.deployments.insert(id);
+        self.pending.deployments.push(id);
     }
 
     /// Ensures the role has a deployment role in `deployment`; fires `on_deployment_create` when
@@ -1016,7 +1041,7 @@ impl Cluster {
         );
         self.undo
             .push(Undo::DeploymentRoleCreated(deployment, role));
-        self.pending.deployment_roles.insert((deployment, role));
+        self.pending.deployment_roles.push((deployment, role));
         self.queue(HookEvent::DeploymentCreate(deployment, role));
     }
 
@@ -1027,7 +1052,7 @@ impl Cluster {
         } else {
             self.undo.push(Undo::DeploymentRoleCreated(key.0, key.1));
         }
-        self.pending.deployment_roles.insert(key);
+        self.pending.deployment_roles.push(key);
     }
 
     fn insert_noderole_raw(&mut self, nr: NodeRole) {
