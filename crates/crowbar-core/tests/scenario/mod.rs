@@ -205,7 +205,7 @@ fn run_line(c: &mut Cluster, line: &str, out: &mut String) -> Result<(), String>
 }
 
 /// Runs a scenario and returns its transcript.
-pub fn run(input: &str) -> String {
+pub(crate) fn run(input: &str) -> String {
     let mut c = Cluster::with_clock(Arc::new(ManualClock::new(Timestamp(0))));
     c.take_batch();
     let mut out = String::new();
