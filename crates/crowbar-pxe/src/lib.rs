@@ -110,6 +110,8 @@
 
 mod bootenv;
 mod client;
+mod config;
+mod daemon;
 mod error;
 mod hosts;
 mod ipxe;
@@ -118,10 +120,14 @@ mod mac;
 mod pool;
 mod pxe;
 mod server;
+mod service;
+mod tftp;
 mod wire;
 
 pub use bootenv::Bootenv;
 pub use client::{ClientPacket, ParsedReply};
+pub use config::{DaemonConfig, HostsConfig};
+pub use daemon::run_daemon;
 pub use error::PxeError;
 pub use hosts::{HostEntry, HostIndex, HostSource, StaticHosts};
 pub use ipxe::ScriptConfig;
@@ -136,5 +142,9 @@ pub use pxe::{
 pub use server::{
     CLIENT_PORT, Destination, Outcome, Reply, ReplyKind, SERVER_PORT, Server, ServerConfig,
     Silence, Stats, SubnetConfig,
+};
+pub use service::{DhcpService, Listener, ServiceConfig};
+pub use tftp::{
+    GeneratedFiles, IpxeScripts, PathRefusal, TftpConfig, TftpService, resolve as resolve_tftp_path,
 };
 pub use wire::DropReason;

@@ -1,0 +1,342 @@
+//! The daemon's TOML configuration: parsed raw, then validated into typed settings.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::Ipv4Net;
+use serde::Deserialize;
+
+use crate::hosts::{RawHost, parse_hosts};
+use crate::pxe::{ArchMatch, BootTarget, arch};
+use crate::{
+    BootPolicy, HostEntry, Listener, PxeError, ScriptConfig, ServerConfig, ServiceConfig,
+    SubnetConfig, TftpConfig,
+};
+
+/// Where reservations come from.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum HostsConfig {
+    /// A hosts file (see [`StaticHosts::from_toml`](crate::StaticHosts::from_toml)).
+    File(PathBuf),
+    /// Entries written in the configuration itself.
+    Inline(Vec<HostEntry>),
+}
+
+/// The validated daemon configuration.
+#[derive(Clone, Debug)]
+pub struct DaemonConfig {
+    /// The core.
+    pub server: ServerConfig,
+    /// The sockets.
+    pub service: ServiceConfig,
+    /// Reservations.
+    pub hosts: HostsConfig,
+    /// SQLite lease database; `None` keeps leases in memory only.
+    pub lease_db: Option<PathBuf>,
+    /// TFTP, if enabled.
+    pub tftp: Option<TftpConfig>,
+    /// iPXE script rendering.
+    pub scripts: ScriptConfig,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default = "yes")]
+    authoritative: bool,
+    #[serde(default = "default_offer_hold")]
+    offer_hold_secs: u32,
+    #[serde(default = "default_probation")]
+    probation_secs: u32,
+    lease_db: Option<PathBuf>,
+    #[serde(default = "default_port")]
+    port: u16,
+    #[serde(default = "default_client_port")]
+    client_port: u16,
+    #[serde(default)]
+    interface: Vec<RawInterface>,
+    #[serde(default)]
+    subnet: Vec<RawSubnet>,
+    #[serde(default)]
+    boot: RawBoot,
+    hosts_file: Option<PathBuf>,
+    #[serde(default)]
+    host: Vec<RawHost>,
+    tftp: Option<RawTftp>,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_offer_hold() -> u32 {
+    30
+}
+fn default_probation() -> u32 {
+    600
+}
+fn default_port() -> u16 {
+    67
+}
+fn default_client_port() -> u16 {
+    68
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInterface {
+    name: Option<String>,
+    address: Ipv4Addr,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSubnet {
+    cidr: Ipv4Net,
+    server_ip: Ipv4Addr,
+    pool: Option<RawPool>,
+    #[serde(default)]
+    routers: Vec<Ipv4Addr>,
+    #[serde(default)]
+    dns_servers: Vec<Ipv4Addr>,
+    domain: Option<String>,
+    #[serde(default = "default_pool_lease")]
+    pool_lease_secs: u32,
+    #[serde(default = "default_reserved_lease")]
+    reserved_lease_secs: u32,
+}
+
+fn default_pool_lease() -> u32 {
+    120
+}
+fn default_reserved_lease() -> u32 {
+    3600
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPool {
+    start: Ipv4Addr,
+    end: Ipv4Addr,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawBoot {
+    http_base: Option<String>,
+    #[serde(default)]
+    extra_args: String,
+    bios: Option<String>,
+    efi_x64: Option<String>,
+    efi_arm64: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTftp {
+    root: PathBuf,
+    #[serde(default = "default_tftp_bind")]
+    bind: SocketAddr,
+    block_size_limit: Option<u16>,
+    window_size_limit: Option<u16>,
+    #[serde(default = "default_tftp_timeout")]
+    timeout_secs: u64,
+}
+
+fn default_tftp_bind() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 69))
+}
+fn default_tftp_timeout() -> u64 {
+    3
+}
+
+impl DaemonConfig {
+    /// Reads a configuration file; relative paths in it are taken from its directory.
+    pub fn load(path: &Path) -> Result<Self, PxeError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| PxeError::io(format!("reading {}", path.display()), e))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::parse(&text, path, base)
+    }
+
+    /// Parses and validates configuration text; `base` anchors relative paths.
+    pub fn parse(text: &str, path: &Path, base: &Path) -> Result<Self, PxeError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| PxeError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        let anchor = |p: PathBuf| if p.is_relative() { base.join(p) } else { p };
+        if raw.subnet.is_empty() {
+            return Err(PxeError::config(
+                "subnet",
+                "at least one subnet is required",
+            ));
+        }
+        if raw.interface.is_empty() {
+            return Err(PxeError::config(
+                "interface",
+                "at least one interface is required",
+            ));
+        }
+        let http_base = raw
+            .boot
+            .http_base
+            .clone()
+            .unwrap_or_else(|| format!("http://{}:8091", raw.subnet[0].server_ip));
+        let mut boot = BootPolicy::default_for(&http_base);
+        for rule in &mut boot.rules {
+            let overridden = match &rule.arch {
+                ArchMatch::Arch(list) if list.contains(&arch::BIOS) => raw.boot.bios.clone(),
+                ArchMatch::Unspecified => raw.boot.bios.clone(),
+                ArchMatch::Arch(list) if list.contains(&arch::EFI_X64) => raw.boot.efi_x64.clone(),
+                ArchMatch::Arch(list) if list.contains(&arch::EFI_ARM64) => {
+                    raw.boot.efi_arm64.clone()
+                }
+                _ => None,
+            };
+            if let Some(file) = overridden {
+                if file.is_empty() || file.len() > 127 {
+                    return Err(PxeError::config(
+                        "boot",
+                        "boot file names must be 1-127 bytes",
+                    ));
+                }
+                rule.target = BootTarget::Tftp(file);
+            }
+        }
+        let subnets = raw
+            .subnet
+            .into_iter()
+            .map(|s| SubnetConfig {
+                net: s.cidr,
+                server_ip: s.server_ip,
+                pool: s.pool.map(|p| p.start..=p.end),
+                routers: s.routers,
+                dns_servers: s.dns_servers,
+                domain: s.domain,
+                pool_lease_secs: s.pool_lease_secs,
+                reserved_lease_secs: s.reserved_lease_secs,
+            })
+            .collect();
+        let hosts = match (raw.hosts_file, raw.host.is_empty()) {
+            (Some(_), false) => {
+                return Err(PxeError::config(
+                    "hosts_file",
+                    "use either hosts_file or [[host]], not both",
+                ));
+            }
+            (Some(f), true) => HostsConfig::File(anchor(f)),
+            (None, _) => HostsConfig::Inline(parse_hosts(raw.host)?),
+        };
+        let tftp = raw.tftp.map(|t| TftpConfig {
+            root: anchor(t.root),
+            bind: t.bind,
+            block_size_limit: t.block_size_limit,
+            window_size_limit: t.window_size_limit,
+            timeout: Duration::from_secs(t.timeout_secs.max(1)),
+        });
+        Ok(DaemonConfig {
+            server: ServerConfig {
+                subnets,
+                authoritative: raw.authoritative,
+                offer_hold_secs: raw.offer_hold_secs,
+                probation_secs: raw.probation_secs,
+                boot,
+            },
+            service: ServiceConfig {
+                listeners: raw
+                    .interface
+                    .into_iter()
+                    .map(|i| Listener {
+                        interface: i.name,
+                        address: i.address,
+                    })
+                    .collect(),
+                port: raw.port,
+                client_port: raw.client_port,
+                reply_to_source: false,
+            },
+            hosts,
+            lease_db: raw.lease_db.map(anchor),
+            tftp,
+            scripts: ScriptConfig {
+                http_base,
+                extra_args: raw.boot.extra_args,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = r#"
+lease_db = "leases.sqlite"
+
+[[interface]]
+name = "vsrv"
+address = "10.77.0.1"
+
+[[subnet]]
+cidr = "10.77.0.0/24"
+server_ip = "10.77.0.1"
+pool = { start = "10.77.0.100", end = "10.77.0.199" }
+routers = ["10.77.0.1"]
+pool_lease_secs = 60
+
+[boot]
+http_base = "http://10.77.0.1:8091"
+bios = "lpxelinux.0"
+
+[[host]]
+fqdn = "node1.example.com"
+macs = ["52:54:00:aa:bb:01"]
+address = "10.77.0.50/24"
+
+[tftp]
+root = "tftp"
+block_size_limit = 1468
+"#;
+
+    #[test]
+    fn example_config_is_validated_into_typed_settings() {
+        let c = DaemonConfig::parse(EXAMPLE, Path::new("c.toml"), Path::new("/etc/cb")).unwrap();
+        assert_eq!(c.lease_db, Some(PathBuf::from("/etc/cb/leases.sqlite")));
+        assert_eq!(c.server.subnets[0].pool_lease_secs, 60);
+        assert_eq!(c.server.subnets[0].reserved_lease_secs, 3600);
+        assert_eq!(c.service.listeners[0].interface.as_deref(), Some("vsrv"));
+        assert_eq!(c.service.port, 67);
+        let HostsConfig::Inline(hosts) = &c.hosts else {
+            panic!("inline hosts")
+        };
+        assert_eq!(hosts[0].fqdn, "node1.example.com");
+        let tftp = c.tftp.unwrap();
+        assert_eq!(tftp.root, PathBuf::from("/etc/cb/tftp"));
+        assert_eq!(tftp.bind, "0.0.0.0:69".parse().unwrap());
+        assert!(
+            c.server
+                .boot
+                .rules
+                .iter()
+                .any(|r| r.target == BootTarget::Tftp("lpxelinux.0".into()))
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_missing_subnets_are_errors() {
+        let typo = EXAMPLE.replace("pool_lease_secs", "pool_lease_sec");
+        assert!(matches!(
+            DaemonConfig::parse(&typo, Path::new("c.toml"), Path::new(".")),
+            Err(PxeError::Parse { .. })
+        ));
+        assert!(matches!(
+            DaemonConfig::parse(
+                "[[interface]]\naddress = \"10.0.0.1\"\n",
+                Path::new("c"),
+                Path::new(".")
+            ),
+            Err(PxeError::InvalidConfig { .. })
+        ));
+    }
+}

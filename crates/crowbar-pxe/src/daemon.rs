@@ -1,0 +1,64 @@
+//! Wiring for a standalone daemon: configuration → hosts, leases, DHCP and TFTP services.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use crate::config::HostsConfig;
+use crate::{
+    DaemonConfig, DhcpService, HostIndex, HostSource, IpxeScripts, LeaseStore, LeaseWriter,
+    MemLeaseStore, PxeError, Server, SqliteLeaseStore, StaticHosts, Stats, TftpService,
+};
+
+/// Runs DHCP (and TFTP if configured) until `shutdown` completes; returns the counters.
+///
+/// Leases are loaded from the store at start and written back in batches while running.
+pub async fn run_daemon(
+    config: DaemonConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<Stats, PxeError> {
+    let entries = match &config.hosts {
+        HostsConfig::File(path) => StaticHosts::load(path)?.hosts()?,
+        HostsConfig::Inline(list) => list.clone(),
+    };
+    let hosts = Arc::new(HostIndex::new(entries)?);
+    let mut store: Box<dyn LeaseStore> = match &config.lease_db {
+        Some(path) => Box::new(SqliteLeaseStore::open(path)?),
+        None => Box::new(MemLeaseStore::new()),
+    };
+    let mut server = Server::new(config.server.clone(), hosts.clone())?;
+    server.load_leases(store.load()?, SystemTime::now());
+    store.apply(&server.take_changes())?;
+    let writer = LeaseWriter::spawn(store);
+
+    let tftp = match &config.tftp {
+        Some(t) => {
+            let scripts = Arc::new(IpxeScripts::new(hosts.clone(), config.scripts.clone()));
+            let svc = TftpService::bind(t, scripts).await?;
+            tracing::info!(addr = %svc.local_addr()?, root = %t.root.display(), "TFTP listening");
+            Some(tokio::spawn(svc.serve()))
+        }
+        None => None,
+    };
+    let dhcp = DhcpService::bind(config.service.clone())?;
+    tracing::info!(
+        listeners = config.service.listeners.len(),
+        hosts = hosts.len(),
+        port = config.service.port,
+        "DHCP listening"
+    );
+    let server = dhcp.run(server, Some(writer), shutdown).await?;
+    if let Some(t) = tftp {
+        t.abort();
+    }
+    let stats = server.stats().clone();
+    tracing::info!(
+        received = stats.received,
+        offers = stats.offers,
+        acks = stats.acks,
+        naks = stats.naks,
+        dropped = stats.dropped_total(),
+        "DHCP stopped"
+    );
+    Ok(stats)
+}
