@@ -1,0 +1,314 @@
+//! Hooks, data layering, history causes and bad input at the model boundary.
+
+use std::sync::{Arc, Mutex};
+
+use crowbar_core::{
+    Bootenv, Cause, Cluster, CoreError, HookError, MemStore, NodeId, NodeRoleId, NodeRoleState,
+    NodeSpec, RoleFlag, RoleHooks, RoleSpec, RunResult, Store,
+};
+use serde_json::json;
+
+/// Records every hook call as a line.
+#[derive(Default)]
+struct Recorder {
+    calls: Mutex<Vec<String>>,
+    refuse_proposed: bool,
+}
+
+impl Recorder {
+    fn log(&self, c: &Cluster, hook: &str, nr: NodeRoleId) {
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("{hook} {}", c.label(nr)));
+    }
+
+    fn log_node(&self, c: &Cluster, hook: &str, node: NodeId) {
+        let name = c.node(node).map_or("?".into(), |n| n.alias.clone());
+        self.calls.lock().unwrap().push(format!("{hook} {name}"));
+    }
+
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut self.calls.lock().unwrap())
+    }
+}
+
+impl RoleHooks for Recorder {
+    fn on_proposed(&self, c: &mut Cluster, nr: NodeRoleId) -> Result<(), HookError> {
+        self.log(c, "on_proposed", nr);
+        if self.refuse_proposed {
+            return Err(HookError::new("no addresses left"));
+        }
+        // What a network role does: write sysdata in the same transaction.
+        c.set_sysdata(nr, json!({"address": "10.0.0.5"}))
+            .map_err(|e| HookError::new(e.to_string()))
+    }
+    fn on_todo(&self, c: &mut Cluster, nr: NodeRoleId) -> Result<(), HookError> {
+        self.log(c, "on_todo", nr);
+        Ok(())
+    }
+    fn on_transition(&self, c: &mut Cluster, nr: NodeRoleId) -> Result<(), HookError> {
+        self.log(c, "on_transition", nr);
+        Ok(())
+    }
+    fn on_active(&self, c: &mut Cluster, nr: NodeRoleId) -> Result<(), HookError> {
+        self.log(c, "on_active", nr);
+        Ok(())
+    }
+    fn on_error(&self, c: &mut Cluster, nr: NodeRoleId) -> Result<(), HookError> {
+        self.log(c, "on_error", nr);
+        Ok(())
+    }
+    fn on_blocked(&self, c: &mut Cluster, nr: NodeRoleId) -> Result<(), HookError> {
+        self.log(c, "on_blocked", nr);
+        Ok(())
+    }
+    fn on_node_create(&self, c: &mut Cluster, node: NodeId) -> Result<(), HookError> {
+        self.log_node(c, "on_node_create", node);
+        Ok(())
+    }
+    fn on_node_change(&self, c: &mut Cluster, node: NodeId) -> Result<(), HookError> {
+        self.log_node(c, "on_node_change", node);
+        Ok(())
+    }
+    fn on_node_delete(&self, c: &mut Cluster, node: NodeId) -> Result<(), HookError> {
+        self.log_node(c, "on_node_delete", node);
+        Ok(())
+    }
+    fn on_deployment_create(
+        &self,
+        c: &mut Cluster,
+        deployment: crowbar_core::DeploymentId,
+        role: crowbar_core::RoleId,
+    ) -> Result<(), HookError> {
+        let d = c.deployment(deployment).unwrap().name.clone();
+        let r = c.role(role).unwrap().name.clone();
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("on_deployment_create {r} in {d}"));
+        Ok(())
+    }
+}
+
+#[test]
+fn every_hook_fires_when_the_reference_says() {
+    let mut c = Cluster::new();
+    let rec = Arc::new(Recorder::default());
+    c.register_hooks("watched", rec.clone());
+    c.create_role(RoleSpec::new("parent")).unwrap();
+    c.create_role(RoleSpec::new("watched").requires(["parent"]))
+        .unwrap();
+    c.create_role(RoleSpec::new("child").requires(["watched"]))
+        .unwrap();
+    let n = c
+        .create_node(NodeSpec::new("n1.example.com").alive(true))
+        .unwrap();
+    c.set_node_bootenv(n, Bootenv::Local).unwrap(); // not available: no on_node_change
+    let child = c.bind_by_name("child", "n1", None).unwrap();
+    let watched = c.parents(child)[0];
+    let parent = c.parents(watched)[0];
+    assert_eq!(
+        rec.take(),
+        vec![
+            "on_node_create n1",
+            "on_deployment_create watched in system",
+            "on_proposed watched@n1"
+        ]
+    );
+    assert_eq!(
+        c.noderole(watched).unwrap().sysdata,
+        json!({"address": "10.0.0.5"}),
+        "what a hook writes lands with the operation"
+    );
+    c.commit_node(n).unwrap(); // now available
+    assert_eq!(
+        rec.take(),
+        vec!["on_node_change n1", "on_blocked watched@n1"]
+    );
+    c.start_run(parent).unwrap();
+    c.finish_run(
+        parent,
+        RunResult::Succeeded {
+            wall: None,
+            runlog: String::new(),
+        },
+    )
+    .unwrap();
+    assert_eq!(rec.take(), vec!["on_todo watched@n1"]);
+    c.start_run(watched).unwrap();
+    c.finish_run(
+        watched,
+        RunResult::Failed {
+            message: "x".into(),
+            runlog: String::new(),
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        rec.take(),
+        vec!["on_transition watched@n1", "on_error watched@n1"]
+    );
+    c.retry(watched, Cause::Retry).unwrap();
+    c.start_run(watched).unwrap();
+    c.finish_run(
+        watched,
+        RunResult::Succeeded {
+            wall: None,
+            runlog: String::new(),
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        rec.take(),
+        vec![
+            "on_todo watched@n1",
+            "on_transition watched@n1",
+            "on_active watched@n1"
+        ]
+    );
+    // Bulk-blocked descendants get no hook: fail the parent.
+    c.start_run(parent).unwrap();
+    c.finish_run(
+        parent,
+        RunResult::Failed {
+            message: "x".into(),
+            runlog: String::new(),
+        },
+    )
+    .unwrap();
+    assert_eq!(c.noderole(watched).unwrap().state, NodeRoleState::Blocked);
+    assert_eq!(rec.take(), Vec::<String>::new());
+    c.delete_node(n).unwrap();
+    assert_eq!(rec.take(), vec!["on_node_delete n1"]);
+}
+
+#[test]
+fn a_failing_hook_rolls_the_whole_bind_back() {
+    let mut c = Cluster::new();
+    c.register_hooks(
+        "network-admin",
+        Arc::new(Recorder {
+            refuse_proposed: true,
+            ..Recorder::default()
+        }),
+    );
+    c.create_role(RoleSpec::new("network-admin").flag(RoleFlag::Implicit))
+        .unwrap();
+    c.create_role(RoleSpec::new("os").requires(["network-admin"]))
+        .unwrap();
+    c.create_node(NodeSpec::new("n1.example.com")).unwrap();
+    c.take_batch();
+    let err = c.bind_by_name("os", "n1", None).unwrap_err();
+    assert_eq!(
+        err,
+        CoreError::Hook {
+            role: "network-admin".into(),
+            hook: "on_proposed",
+            message: "no addresses left".into()
+        }
+    );
+    assert_eq!(
+        c.noderole_count(),
+        0,
+        "no noderole survives the refused bind"
+    );
+    assert!(!c.has_pending(), "nothing to persist");
+}
+
+#[test]
+fn run_data_layers_template_deployment_role_own_data_then_parent_walls() {
+    let mut c = Cluster::new();
+    c.create_role(RoleSpec::new("far").template(json!({"k": "far-template"})))
+        .unwrap();
+    c.create_role(RoleSpec::new("near").requires(["far"]))
+        .unwrap();
+    c.create_role(RoleSpec::new("remote")).unwrap();
+    c.create_role(
+        RoleSpec::new("app")
+            .requires(["near", "remote"])
+            .template(json!({"k": "template", "t": 1, "nested": {"a": 1, "b": 1}})),
+    )
+    .unwrap();
+    let n1 = c
+        .create_node(NodeSpec::new("n1.example.com").alive(true))
+        .unwrap();
+    let n2 = c
+        .create_node(NodeSpec::new("n2.example.com").alive(true))
+        .unwrap();
+    let remote = c.bind_by_name("remote", "n2", None).unwrap();
+    let app = c.bind_by_name("app", "n1", None).unwrap();
+    let app_role = c.find_role("app").unwrap();
+    let near = c.parents(app)[0];
+    let far = c.parents(near)[0];
+    c.set_deployment_role_data(
+        crowbar_core::SYSTEM_DEPLOYMENT,
+        app_role,
+        json!({"k": "deployment", "d": 2, "nested": {"b": 2, "c": 2}}),
+    )
+    .unwrap();
+    c.set_noderole_data(app, json!({"k": "own", "o": 3, "nested": {"c": 3}}))
+        .unwrap();
+    c.set_wall(far, json!({"k": "far-wall", "w": "far", "fw": 1}))
+        .unwrap();
+    c.set_wall(near, json!({"k": "near-wall", "w": "near"}))
+        .unwrap();
+    c.set_wall(remote, json!({"r": "remote"})).unwrap();
+    c.commit_node(n1).unwrap();
+    c.commit_node(n2).unwrap();
+    assert_eq!(
+        c.run_data(app).unwrap(),
+        json!({
+            "t": 1, "d": 2, "o": 3,
+            "nested": {"a": 1, "b": 2, "c": 3},
+            "fw": 1, "r": "remote",
+            // near has a higher cohort than far, so it wins; the walls win over own data.
+            "k": "near-wall", "w": "near"
+        })
+    );
+    // The far parent's own template is not part of app's data: only walls travel down.
+    assert_ne!(c.run_data(app).unwrap()["k"], "far-template");
+}
+
+#[tokio::test]
+async fn bad_input_is_a_typed_error_and_the_store_is_unchanged() {
+    let store = MemStore::new();
+    let mut c = Cluster::new();
+    c.create_role(RoleSpec::new("a")).unwrap();
+    c.create_role(RoleSpec::new("b").requires(["a"])).unwrap();
+    c.create_node(NodeSpec::new("n1.example.com")).unwrap();
+    let nr = c.bind_by_name("b", "n1", None).unwrap();
+    c.commit_noderole(nr).unwrap();
+    store.apply(c.take_batch()).await.unwrap();
+    let before = store.load().await.unwrap();
+
+    let errors = vec![
+        c.create_node(NodeSpec::new("not a name")).unwrap_err(),
+        c.bind_by_name("nope", "n1", None).unwrap_err(),
+        c.create_role(RoleSpec::new("c").requires(["c"]))
+            .unwrap_err(),
+        c.set_noderole_data(nr, json!({"x": 1})).unwrap_err(),
+        c.create_node(NodeSpec::new("n2.example.com").hint(json!([1])))
+            .unwrap_err(),
+        c.retry(nr, Cause::Operator).unwrap_err(),
+    ];
+    let messages: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        messages,
+        vec![
+            "invalid FQDN \"not a name\": needs at least three labels (host.domain.tld)",
+            "unknown role \"nope\"",
+            "requirement makes the role graph cyclic: c -> c",
+            "noderole#2: data can only be edited while PROPOSED, it is BLOCKED",
+            "node hint must be a JSON object",
+            "noderole#2: cannot retry from BLOCKED: not all parents are ACTIVE",
+        ]
+    );
+    assert!(!c.has_pending());
+    store.apply(c.take_batch()).await.unwrap();
+    let after = store.load().await.unwrap();
+    assert_eq!(
+        crowbar_core::conformance::describe(&after),
+        crowbar_core::conformance::describe(&before)
+    );
+}
