@@ -282,7 +282,7 @@ async fn bad_input_is_a_typed_error_and_the_store_is_unchanged() {
     store.apply(c.take_batch()).await.unwrap();
     let before = store.load().await.unwrap();
 
-    let errors = vec![
+    let errors = [
         c.create_node(NodeSpec::new("not a name")).unwrap_err(),
         c.bind_by_name("nope", "n1", None).unwrap_err(),
         c.create_role(RoleSpec::new("c").requires(["c"]))
