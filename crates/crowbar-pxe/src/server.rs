@@ -26,7 +26,9 @@ pub const CLIENT_PORT: u16 = 68;
 pub struct SubnetConfig {
     /// The subnet, e.g. `10.77.0.0/24`.
     pub net: Ipv4Net,
-    /// Our address on it: the server identifier and next-server.
+    /// Our address for its clients: the server identifier and next-server. For a directly
+    /// attached subnet it is our address on it; for a relayed subnet, the address the relay
+    /// forwards to.
     pub server_ip: Ipv4Addr,
     /// Dynamic pool for unknown machines; `None` serves reservations only.
     pub pool: Option<RangeInclusive<Ipv4Addr>>,
@@ -71,13 +73,6 @@ impl ServerConfig {
 
     fn validate(&self) -> Result<(), PxeError> {
         for (i, s) in self.subnets.iter().enumerate() {
-            if !s.net.contains(&s.server_ip) {
-                return Err(PxeError::OutsideSubnet {
-                    what: "server address",
-                    addr: s.server_ip,
-                    subnet: s.net,
-                });
-            }
             if let Some(pool) = &s.pool {
                 for (what, addr) in [("pool start", *pool.start()), ("pool end", *pool.end())] {
                     if !s.net.contains(&addr) {

@@ -1,0 +1,746 @@
+//! crowbar-dhcpd against real clients (udhcpc, dhclient, tftp-hpa, curl, atftp, QEMU's iPXE
+//! ROM) in network namespaces these tests create. Every test builds its own pair of
+//! namespaces joined by a veth, starts the daemon example in one and the clients in the
+//! other, and tears everything down in `Drop`, even when an assertion fails. Not root, or a
+//! tool missing: the test prints that it is skipped and returns.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+const RESERVED_MAC: &str = "52:54:00:aa:bb:01";
+const LOCAL_MAC: &str = "52:54:00:aa:bb:02";
+
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+/// Two namespaces (`srv`, `cli`) joined by a veth, a work directory and the daemon.
+struct Lab {
+    srv: String,
+    cli: String,
+    srv_if: String,
+    cli_if: String,
+    dir: tempfile::TempDir,
+    children: Vec<Child>,
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"))
+}
+
+fn sh(args: &[&str]) {
+    let out = run(Command::new(args[0]).args(&args[1..]));
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn have(tool: &str) -> bool {
+    ["/usr/sbin", "/usr/bin", "/sbin", "/bin"]
+        .iter()
+        .any(|d| Path::new(d).join(tool).exists())
+}
+
+fn daemon_binary(name: &str) -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let path = exe.parent()?.parent()?.join("examples").join(name);
+    path.exists().then_some(path)
+}
+
+/// Why a test cannot run here, if it cannot.
+fn skip_reason(tools: &[&str]) -> Option<String> {
+    let uid = fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(str::to_owned))
+        })
+        .unwrap_or_default();
+    if uid != "0" {
+        return Some("not root: network namespaces need root".into());
+    }
+    for t in tools.iter().chain(&["ip"]) {
+        if !have(t) {
+            return Some(format!("{t} is not installed"));
+        }
+    }
+    for b in ["crowbar-dhcpd", "dhcp-probe"] {
+        if daemon_binary(b).is_none() {
+            return Some(format!(
+                "examples/{b} is not built (cargo test builds it; or cargo build --examples)"
+            ));
+        }
+    }
+    None
+}
+
+macro_rules! lab_or_skip {
+    ($name:expr, $tools:expr) => {
+        match skip_reason($tools) {
+            Some(why) => {
+                println!("skipped {}: {why}", $name);
+                return;
+            }
+            None => Lab::new(),
+        }
+    };
+}
+
+impl Lab {
+    fn new() -> Lab {
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let id = format!("{}{}", std::process::id(), n);
+        let lab = Lab {
+            srv: format!("cbpxe{id}s"),
+            cli: format!("cbpxe{id}c"),
+            srv_if: format!("cbs{id}"),
+            cli_if: format!("cbc{id}"),
+            dir: tempfile::tempdir().unwrap(),
+            children: Vec::new(),
+        };
+        sh(&["ip", "netns", "add", &lab.srv]);
+        sh(&["ip", "netns", "add", &lab.cli]);
+        sh(&[
+            "ip",
+            "link",
+            "add",
+            &lab.srv_if,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &lab.cli_if,
+        ]);
+        sh(&["ip", "link", "set", &lab.srv_if, "netns", &lab.srv]);
+        sh(&["ip", "link", "set", &lab.cli_if, "netns", &lab.cli]);
+        sh(&[
+            "ip",
+            "-n",
+            &lab.srv,
+            "addr",
+            "add",
+            "10.77.0.1/24",
+            "dev",
+            &lab.srv_if,
+        ]);
+        for (ns, dev) in [(&lab.srv, &lab.srv_if), (&lab.cli, &lab.cli_if)] {
+            sh(&["ip", "-n", ns, "link", "set", dev, "up"]);
+            sh(&["ip", "-n", ns, "link", "set", "lo", "up"]);
+        }
+        // dhclient-script rewrites resolv.conf; give the client namespace its own.
+        let etc = lab.netns_etc();
+        fs::create_dir_all(&etc).unwrap();
+        fs::copy("/etc/resolv.conf", etc.join("resolv.conf")).ok();
+        fs::create_dir_all(lab.path("tftp/sub")).unwrap();
+        lab
+    }
+
+    fn netns_etc(&self) -> PathBuf {
+        PathBuf::from("/etc/netns").join(&self.cli)
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// Writes the daemon config (with the two reservations and a relayed subnet) and starts
+    /// crowbar-dhcpd in the server namespace.
+    fn start_daemon(&mut self) {
+        let config = format!(
+            r#"lease_db = "leases.sqlite"
+hosts_file = "hosts.toml"
+
+[[interface]]
+name = "{srv_if}"
+address = "10.77.0.1"
+
+[[subnet]]
+cidr = "10.77.0.0/24"
+server_ip = "10.77.0.1"
+pool = {{ start = "10.77.0.100", end = "10.77.0.199" }}
+routers = ["10.77.0.1"]
+domain = "pxe.test"
+pool_lease_secs = 120
+
+[[subnet]]
+cidr = "10.88.0.0/24"
+server_ip = "10.77.0.1"
+pool = {{ start = "10.88.0.10", end = "10.88.0.20" }}
+routers = ["10.88.0.1"]
+
+[boot]
+http_base = "http://10.77.0.1:8091"
+
+[tftp]
+root = "tftp"
+bind = "10.77.0.1:69"
+block_size_limit = 1468
+window_size_limit = 16
+"#,
+            srv_if = self.srv_if
+        );
+        fs::write(self.path("dhcpd.toml"), config).unwrap();
+        fs::copy(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pxe/hosts.toml"),
+            self.path("hosts.toml"),
+        )
+        .unwrap();
+        let log = fs::File::create(self.path("dhcpd.log")).unwrap();
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.srv])
+            .arg(daemon_binary("crowbar-dhcpd").unwrap())
+            .arg("--config")
+            .arg(self.path("dhcpd.toml"))
+            .args(["--log", "info,crowbar_pxe=debug"])
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.children.push(child);
+        self.wait_log("DHCP listening", 1, Duration::from_secs(20));
+    }
+
+    fn log(&self) -> String {
+        let raw = fs::read_to_string(self.path("dhcpd.log")).unwrap_or_default();
+        strip_ansi(&raw)
+    }
+
+    /// Polls the daemon log until `needle` appears `count` times, or fails at the deadline.
+    fn wait_log(&self, needle: &str, count: usize, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        loop {
+            let log = self.log();
+            if log.matches(needle).count() >= count {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{needle:?} did not appear {count} times in the daemon log:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn in_cli(&self, args: &[&str]) -> Output {
+        run(Command::new("ip")
+            .args(["netns", "exec", &self.cli])
+            .args(args))
+    }
+
+    fn set_cli_mac(&self, mac: &str) {
+        sh(&["ip", "-n", &self.cli, "addr", "flush", "dev", &self.cli_if]);
+        sh(&[
+            "ip",
+            "-n",
+            &self.cli,
+            "link",
+            "set",
+            &self.cli_if,
+            "address",
+            mac,
+        ]);
+    }
+
+    /// Runs udhcpc once in the client namespace and returns what its script saw when bound.
+    fn udhcpc(&self, mac: &str, extra: &[&str]) -> String {
+        self.set_cli_mac(mac);
+        let script = self.path("udhcpc.sh");
+        let out_file = self.path("udhcpc.out");
+        fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\n[ \"$1\" = bound ] && echo \"ip=$ip siaddr=$siaddr boot_file=$boot_file \
+                 bootfile=$bootfile tftp=$tftp serverid=$serverid lease=$lease hostname=$hostname\" > {}\nexit 0\n",
+                out_file.display()
+            ),
+        )
+        .unwrap();
+        sh(&["chmod", "+x", script.to_str().unwrap()]);
+        let _ = fs::remove_file(&out_file);
+        let mut args = vec![
+            "timeout",
+            "30",
+            "udhcpc",
+            "-i",
+            &self.cli_if,
+            "-f",
+            "-q",
+            "-n",
+            "-t",
+            "5",
+            "-T",
+            "2",
+            "-s",
+        ];
+        let script = script.to_str().unwrap().to_owned();
+        args.push(&script);
+        args.extend_from_slice(extra);
+        let out = self.in_cli(&args);
+        assert!(
+            out.status.success(),
+            "udhcpc failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        fs::read_to_string(&out_file)
+            .unwrap_or_default()
+            .trim()
+            .to_owned()
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            // `ip netns exec` execs the daemon, so this is the daemon's own pid.
+            let _ = Command::new("kill").arg(c.id().to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        // Leftover client processes (dhclient forks a daemon on failure paths).
+        for pid_file in ["dhclient.pid"] {
+            if let Ok(pid) = fs::read_to_string(self.path(pid_file)) {
+                let _ = Command::new("kill").arg(pid.trim()).status();
+            }
+        }
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.srv])
+            .status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.cli])
+            .status();
+        let _ = fs::remove_dir_all(self.netns_etc());
+    }
+}
+
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for d in chars.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn field<'a>(line: &'a str, key: &str) -> &'a str {
+    line.split_whitespace()
+        .find_map(|kv| kv.strip_prefix(key).and_then(|v| v.strip_prefix('=')))
+        .unwrap_or("")
+}
+
+#[test]
+fn udhcpc_gets_the_reservation_and_pxe_options_per_architecture() {
+    let mut lab = lab_or_skip!("udhcpc", &["udhcpc"]);
+    lab.start_daemon();
+    // x86-64 UEFI firmware asking for options 66 and 67.
+    let uefi = lab.udhcpc(
+        RESERVED_MAC,
+        &[
+            "-V",
+            "PXEClient:Arch:00007:UNDI:003016",
+            "-x",
+            "0x5d:0007",
+            "-O",
+            "bootfile",
+            "-O",
+            "tftp",
+        ],
+    );
+    assert_eq!(field(&uefi, "ip"), "10.77.0.50", "{uefi}");
+    assert_eq!(field(&uefi, "siaddr"), "10.77.0.1");
+    assert_eq!(field(&uefi, "bootfile"), "ipxe.efi");
+    assert_eq!(field(&uefi, "boot_file"), "ipxe.efi");
+    assert_eq!(field(&uefi, "tftp"), "10.77.0.1");
+    assert_eq!(field(&uefi, "lease"), "3600");
+    assert_eq!(field(&uefi, "hostname"), "node1");
+    // BIOS firmware: header file only.
+    let bios = lab.udhcpc(
+        RESERVED_MAC,
+        &["-V", "PXEClient:Arch:00000:UNDI:002001", "-x", "0x5d:0000"],
+    );
+    assert_eq!(field(&bios, "boot_file"), "undionly.kpxe", "{bios}");
+    // Option 93 is a list: an unknown first entry falls through to ARM64.
+    let arm = lab.udhcpc(RESERVED_MAC, &["-V", "PXEClient", "-x", "0x5d:00ff000b"]);
+    assert_eq!(field(&arm, "boot_file"), "ipxe-arm64.efi", "{arm}");
+    // iPXE gets its per-node script.
+    let ipxe = lab.udhcpc(
+        RESERVED_MAC,
+        &["-V", "PXEClient", "-x", "0x5d:0000", "-x", "0x4d:69505845"],
+    );
+    assert_eq!(
+        field(&ipxe, "boot_file"),
+        "ipxe/52-54-00-aa-bb-01.ipxe",
+        "{ipxe}"
+    );
+    // bootenv local: the address, and no boot options at all.
+    let local = lab.udhcpc(
+        LOCAL_MAC,
+        &["-V", "PXEClient", "-x", "0x5d:0007", "-O", "bootfile"],
+    );
+    assert_eq!(field(&local, "ip"), "10.77.0.51", "{local}");
+    assert_eq!(
+        (field(&local, "boot_file"), field(&local, "bootfile")),
+        ("", "")
+    );
+    assert_eq!(
+        field(&local, "siaddr"),
+        "",
+        "udhcpc exports siaddr only when it is set"
+    );
+}
+
+#[test]
+fn dhclient_gets_reservation_pool_address_and_release_frees_it() {
+    let mut lab = lab_or_skip!("dhclient", &["dhclient"]);
+    lab.start_daemon();
+    let pid = lab.path("dhclient.pid");
+    let leases = lab.path("dhclient.leases");
+    let (pid, leases) = (pid.to_str().unwrap(), leases.to_str().unwrap());
+    let dhclient = |lab: &Lab, release: bool| {
+        let mut args = vec![
+            "timeout", "30", "dhclient", "-v", "-1", "-pf", pid, "-lf", leases,
+        ];
+        if release {
+            args.push("-r");
+        }
+        args.push(&lab.cli_if);
+        let out = lab.in_cli(&args);
+        assert!(
+            out.status.success(),
+            "dhclient: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let addr_of = |lab: &Lab| {
+        let out = lab.in_cli(&["ip", "-4", "-o", "addr", "show", "dev", &lab.cli_if]);
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+
+    // The reserved MAC gets its address, boot file and next-server.
+    lab.set_cli_mac(RESERVED_MAC);
+    dhclient(&lab, false);
+    assert!(addr_of(&lab).contains("10.77.0.50/24"), "{}", addr_of(&lab));
+    let lease_file = fs::read_to_string(leases).unwrap();
+    assert!(
+        lease_file.contains("filename \"undionly.kpxe\""),
+        "{lease_file}"
+    );
+    assert!(
+        lease_file.contains("option dhcp-server-identifier 10.77.0.1"),
+        "{lease_file}"
+    );
+    dhclient(&lab, true);
+    let _ = fs::remove_file(leases);
+
+    // An unknown MAC gets the first pool address; RELEASE frees it for the next machine.
+    lab.set_cli_mac("52:54:00:00:00:71");
+    dhclient(&lab, false);
+    assert!(
+        addr_of(&lab).contains("10.77.0.100/24"),
+        "{}",
+        addr_of(&lab)
+    );
+    dhclient(&lab, true);
+    lab.wait_log(
+        "released mac=52:54:00:00:00:71 ip=10.77.0.100",
+        1,
+        Duration::from_secs(10),
+    );
+    let _ = fs::remove_file(leases);
+    lab.set_cli_mac("52:54:00:00:00:72");
+    dhclient(&lab, false);
+    assert!(
+        addr_of(&lab).contains("10.77.0.100/24"),
+        "{}",
+        addr_of(&lab)
+    );
+    dhclient(&lab, true);
+}
+
+#[test]
+fn relayed_request_is_answered_at_giaddr_and_malformed_packets_are_dropped() {
+    let mut lab = lab_or_skip!("relay", &[]);
+    // The client namespace plays a relay agent: 10.77.0.2 towards the server, giaddr
+    // 10.88.0.1 on its loopback, routed back by the server.
+    sh(&[
+        "ip",
+        "-n",
+        &lab.cli,
+        "addr",
+        "add",
+        "10.77.0.2/24",
+        "dev",
+        &lab.cli_if,
+    ]);
+    sh(&[
+        "ip",
+        "-n",
+        &lab.cli,
+        "addr",
+        "add",
+        "10.88.0.1/32",
+        "dev",
+        "lo",
+    ]);
+    sh(&[
+        "ip",
+        "-n",
+        &lab.srv,
+        "route",
+        "add",
+        "10.88.0.0/24",
+        "via",
+        "10.77.0.2",
+    ]);
+    lab.start_daemon();
+    let probe = daemon_binary("dhcp-probe").unwrap();
+    let out = lab.in_cli(&[
+        probe.to_str().unwrap(),
+        "--bind",
+        "10.88.0.1",
+        "--server",
+        "10.77.0.1",
+        "--mac",
+        "52:54:00:00:00:09",
+        "--garbage",
+        "3",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "probe: {text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines,
+        vec![
+            "OFFER yiaddr=10.88.0.10 giaddr=10.88.0.1 siaddr=10.77.0.1 file=undionly.kpxe server=10.77.0.1",
+            "ACK yiaddr=10.88.0.10 giaddr=10.88.0.1 siaddr=10.77.0.1 file=undionly.kpxe server=10.77.0.1",
+        ]
+    );
+    lab.wait_log("dropped malformed DHCP packet", 3, Duration::from_secs(5));
+    let log = lab.log();
+    assert!(
+        log.contains("reason=truncated packet") || log.contains("runs past the end"),
+        "{log}"
+    );
+    assert!(log.contains("option 94 has a bad length"), "{log}");
+}
+
+#[test]
+fn tftp_clients_fetch_files_with_options_and_cannot_escape_the_root() {
+    let mut lab = lab_or_skip!("tftp", &["tftp", "curl", "atftp"]);
+    let big: Vec<u8> = (0..3_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    fs::write(lab.path("tftp/sub/big.bin"), &big).unwrap();
+    fs::write(lab.dir.path().join("secret.txt"), b"outside the root").unwrap();
+    std::os::unix::fs::symlink(lab.dir.path().join("secret.txt"), lab.path("tftp/escape")).unwrap();
+    lab.start_daemon();
+    sh(&[
+        "ip",
+        "-n",
+        &lab.cli,
+        "addr",
+        "add",
+        "10.77.0.2/24",
+        "dev",
+        &lab.cli_if,
+    ]);
+    let got = |name: &str| fs::read(lab.path(name)).unwrap_or_default();
+
+    // tftp-hpa: plain RFC 1350, 512-byte blocks.
+    let o = lab.path("hpa.bin");
+    let out = lab.in_cli(&[
+        "tftp",
+        "-m",
+        "binary",
+        "10.77.0.1",
+        "-c",
+        "get",
+        "sub/big.bin",
+        o.to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    assert!(got("hpa.bin") == big, "tftp-hpa copy differs");
+    // curl with blksize.
+    let o = lab.path("curl.bin");
+    let out = lab.in_cli(&[
+        "curl",
+        "-sS",
+        "--tftp-blksize",
+        "1468",
+        "-o",
+        o.to_str().unwrap(),
+        "tftp://10.77.0.1/sub/big.bin",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(got("curl.bin") == big, "curl copy differs");
+    // atftp with blksize and windowsize: the server acknowledges both.
+    let o = lab.path("atftp.bin");
+    let out = lab.in_cli(&[
+        "atftp",
+        "--trace",
+        "--option",
+        "blksize 1468",
+        "--option",
+        "windowsize 16",
+        "-g",
+        "-r",
+        "sub/big.bin",
+        "-l",
+        o.to_str().unwrap(),
+        "10.77.0.1",
+    ]);
+    let trace =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(got("atftp.bin") == big, "atftp copy differs: {trace}");
+    let oack = trace
+        .lines()
+        .find(|l| l.contains("OACK"))
+        .unwrap_or_default();
+    assert!(
+        oack.contains("windowsize: 16") && oack.contains("blksize: 1468"),
+        "{trace}"
+    );
+
+    // The generated per-node iPXE script.
+    let o = lab.path("node.ipxe");
+    let out = lab.in_cli(&[
+        "curl",
+        "-sS",
+        "-o",
+        o.to_str().unwrap(),
+        "tftp://10.77.0.1/ipxe/52-54-00-aa-bb-01.ipxe",
+    ]);
+    assert!(out.status.success());
+    let script = String::from_utf8(got("node.ipxe")).unwrap();
+    assert!(
+        script.starts_with("#!ipxe\n") && script.contains("crowbar.fqdn=node1.pxe.test"),
+        "{script}"
+    );
+
+    // Escapes: .. and a symlink pointing out are refused; an absolute path stays in the root.
+    for (path, why) in [("../secret.txt", "Escape"), ("escape", "OutsideRoot")] {
+        let o = lab.path("stolen");
+        let out = lab.in_cli(&[
+            "tftp",
+            "-m",
+            "binary",
+            "10.77.0.1",
+            "-c",
+            "get",
+            path,
+            o.to_str().unwrap(),
+        ]);
+        let msg = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(msg.contains("Permission denied"), "{path}: {msg}");
+        assert!(got("stolen").is_empty(), "{path} leaked");
+        lab.wait_log(&format!("why={why}"), 1, Duration::from_secs(5));
+    }
+    let o = lab.path("stolen");
+    let out = lab.in_cli(&[
+        "tftp",
+        "-m",
+        "binary",
+        "10.77.0.1",
+        "-c",
+        "get",
+        "/etc/passwd",
+        o.to_str().unwrap(),
+    ]);
+    let msg =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(msg.contains("File not found"), "{msg}");
+    assert!(got("stolen").is_empty());
+}
+
+#[test]
+fn qemu_ipxe_rom_pxe_boots_and_fetches_its_per_node_script() {
+    let mut lab = lab_or_skip!("qemu", &["qemu-system-x86_64"]);
+    if !Path::new("/usr/lib/ipxe/qemu/pxe-e1000.rom").exists() {
+        println!("skipped qemu: ipxe-qemu is not installed");
+        return;
+    }
+    // The VM's tap and the veth share a bridge in the client namespace.
+    for args in [
+        vec!["link", "add", "br0", "type", "bridge"],
+        vec!["link", "set", &lab.cli_if, "master", "br0"],
+        vec!["tuntap", "add", "dev", "tap0", "mode", "tap"],
+        vec!["link", "set", "tap0", "master", "br0"],
+        vec!["link", "set", "tap0", "up"],
+        vec!["link", "set", "br0", "up"],
+    ] {
+        let mut full = vec!["ip", "-n", &lab.cli];
+        full.extend(args);
+        sh(&full);
+    }
+    lab.start_daemon();
+    let serial = fs::File::create(lab.path("qemu.log")).unwrap();
+    let vm = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab.cli,
+            "qemu-system-x86_64",
+            "-accel",
+            "tcg",
+            "-m",
+            "256",
+        ])
+        .args([
+            "-display",
+            "none",
+            "-serial",
+            "stdio",
+            "-no-reboot",
+            "-boot",
+            "n",
+        ])
+        .args(["-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no"])
+        .args(["-device", &format!("e1000,netdev=n0,mac={RESERVED_MAC}")])
+        .stdin(Stdio::null())
+        .stdout(serial.try_clone().unwrap())
+        .stderr(serial)
+        .spawn()
+        .unwrap();
+    lab.children.push(vm);
+    // Firmware DHCP with user class iPXE → our script over TFTP. TCG is slow; iPXE also
+    // waits for IPv6 autoconfiguration first.
+    lab.wait_log(
+        "TFTP generated file client=10.77.0.50",
+        1,
+        Duration::from_secs(150),
+    );
+    let log = lab.log();
+    assert!(log.contains("path=ipxe/52-54-00-aa-bb-01.ipxe"), "{log}");
+    assert!(log.contains("kind=Ack yiaddr=10.77.0.50"), "{log}");
+}
