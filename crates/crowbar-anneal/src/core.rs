@@ -1,0 +1,916 @@
+//! The scheduling core: pure and synchronous. It owns the [`Cluster`], takes facts (a jig
+//! finished, time passed, the model changed) and hands back what to do in a [`Ready`].
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use crowbar_core::{
+    Batch, Cause, Cluster, CoreError, DeploymentId, DeploymentPhase, NodeId, NodeRoleId,
+    NodeRoleState, RoleFlag, RoleId, RunResult, Timestamp,
+};
+use crowbar_jig::{CancelReason, Outcome};
+
+use crate::AnnealError;
+
+/// Crowbar's global cap on concurrent runs.
+pub const DEFAULT_MAX_RUNNING: usize = 10;
+
+/// Identifies one run of one noderole, from its start to its end.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub struct RunId(pub u64);
+
+impl std::fmt::Display for RunId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "run#{}", self.0)
+    }
+}
+
+/// The annealer's settings.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct AnnealerConfig {
+    /// The most runs at once, over all nodes (Crowbar: 10). At least 1.
+    pub max_running: usize,
+    /// The TRANSITION time limit for roles that set none, by jig name (from
+    /// [`Jig::timeout`](crowbar_jig::Jig::timeout)).
+    pub jig_timeouts: BTreeMap<String, u64>,
+    /// The TRANSITION time limit for roles and jigs that set none; `None` is no limit.
+    pub default_timeout_ms: Option<u64>,
+}
+
+impl Default for AnnealerConfig {
+    fn default() -> Self {
+        AnnealerConfig {
+            max_running: DEFAULT_MAX_RUNNING,
+            jig_timeouts: BTreeMap::new(),
+            default_timeout_ms: None,
+        }
+    }
+}
+
+impl AnnealerConfig {
+    /// The default settings with a different cap.
+    pub fn with_max_running(max_running: usize) -> AnnealerConfig {
+        AnnealerConfig {
+            max_running,
+            ..AnnealerConfig::default()
+        }
+    }
+}
+
+/// A run the driver must start: call the role's jig for the noderole.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct RunRequest {
+    /// The run, to report its end with [`Annealer::handle_run_finished`].
+    pub run: RunId,
+    /// The noderole, now in TRANSITION.
+    pub noderole: NodeRoleId,
+    /// Its node.
+    pub node: NodeId,
+    /// Its role.
+    pub role: RoleId,
+    /// 1 for a first attempt, 2 for the first retry...
+    pub attempt: u32,
+    /// When the run times out, if it can.
+    pub deadline: Option<Timestamp>,
+}
+
+/// A run the driver must abandon (drop its future, then call the jig's `cancelled` hook).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Cancel {
+    /// The run.
+    pub run: RunId,
+    /// Its noderole.
+    pub noderole: NodeRoleId,
+    /// Why.
+    pub reason: CancelReason,
+}
+
+/// What the core wants done, in order: persist `batch`, then start `runs` and abandon
+/// `cancels`, then call [`Annealer::advance`]. Wake the core with
+/// [`Annealer::handle_tick`] at `next_deadline`.
+#[derive(Clone, PartialEq, Debug, Default)]
+pub struct Ready {
+    /// Every change since the last `Ready`, to persist before acting on the runs.
+    pub batch: Batch,
+    /// Runs to start.
+    pub runs: Vec<RunRequest>,
+    /// Runs to abandon.
+    pub cancels: Vec<Cancel>,
+    /// The next time-out or retry, if any.
+    pub next_deadline: Option<Timestamp>,
+}
+
+impl Ready {
+    /// Whether there is nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.batch.is_empty() && self.runs.is_empty() && self.cancels.is_empty()
+    }
+}
+
+/// The anneal status as Crowbar's `GET /api/v2/anneal` reported it, checked in OCB15's order
+/// (quirk Q11): a failure shows first.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum AnnealStatus {
+    /// A committed noderole is in ERROR with no retry pending (HTTP 409).
+    Failed,
+    /// A run is in progress or a retry is pending (HTTP 202).
+    Working,
+    /// A committed noderole is TODO (HTTP 202).
+    Scheduled,
+    /// Nothing left to do (HTTP 200); BLOCKED-only or PROPOSED-only counts as finished.
+    Finished,
+}
+
+impl AnnealStatus {
+    /// Crowbar's word for it: `failed`, `working`, `scheduled`, `finished`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AnnealStatus::Failed => "failed",
+            AnnealStatus::Working => "working",
+            AnnealStatus::Scheduled => "scheduled",
+            AnnealStatus::Finished => "finished",
+        }
+    }
+}
+
+impl std::fmt::Display for AnnealStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What [`Annealer::new`] did with a noderole it found in TRANSITION (left by a crash).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Recovery {
+    /// Put back to TODO (or BLOCKED) to run again.
+    Rerun(NodeRoleId),
+    /// A destructive role: put in ERROR, with a runlog that says why.
+    Failed(NodeRoleId),
+}
+
+/// What became of a reported run end.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Finished {
+    /// Applied: the noderole is ACTIVE (or TODO/BLOCKED on a dead node).
+    Succeeded,
+    /// Applied: the noderole is in ERROR; `retry_at` is when it will be retried.
+    Failed {
+        /// When the retry policy retries it.
+        retry_at: Option<Timestamp>,
+    },
+    /// Ignored: the run had already been abandoned (timed out, node died).
+    Stale,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Running {
+    pub(crate) noderole: NodeRoleId,
+    pub(crate) started: Timestamp,
+    pub(crate) deadline: Option<Timestamp>,
+}
+
+const NOT_QUEUED: u32 = u32::MAX;
+
+/// The scheduling core. See the crate docs for the loop that drives it.
+///
+/// It keeps, beside the cluster, a queue per node of the noderoles that may run there (TODO,
+/// committed deployment, every parent ACTIVE), ordered by (cohort, id), and one ordered set of
+/// the queue heads of the nodes that can start something (alive, available, nothing in
+/// TRANSITION or ERROR). Picking a run is O(log n); every change is learnt from the cluster's
+/// pending [`Batch`], so a transition costs O(edges it touches), never a scan of the graph.
+pub struct Annealer {
+    cluster: Cluster,
+    config: AnnealerConfig,
+    mirror: Vec<Option<NodeRoleState>>,
+    queued: Vec<u32>,
+    node_queue: Vec<BTreeSet<(u32, NodeRoleId)>>,
+    node_head: Vec<Option<(u32, NodeRoleId)>>,
+    node_dirty: Vec<bool>,
+    dirty_nodes: Vec<NodeId>,
+    heads: BTreeSet<(u32, NodeRoleId)>,
+    phases: Vec<Option<DeploymentPhase>>,
+    pub(crate) running: HashMap<RunId, Running>,
+    pub(crate) run_of: HashMap<NodeRoleId, RunId>,
+    next_run: u64,
+    failures: HashMap<NodeRoleId, u32>,
+    pub(crate) retries: BTreeSet<(Timestamp, NodeRoleId)>,
+    pub(crate) retry_at: HashMap<NodeRoleId, Timestamp>,
+    deadlines: BTreeSet<(Timestamp, RunId)>,
+    out: Batch,
+    cancels: Vec<Cancel>,
+    awaiting_advance: bool,
+    recovered: Vec<Recovery>,
+    started: u64,
+    paused: bool,
+}
+
+impl std::fmt::Debug for Annealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Annealer")
+            .field("cluster", &self.cluster)
+            .field("config", &self.config)
+            .field("running", &self.running.len())
+            .field("ready_nodes", &self.heads.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Annealer {
+    /// Takes over `cluster`. Noderoles found in TRANSITION (no run of this annealer can exist
+    /// yet, so a crash left them there) are recovered: re-run, or put in ERROR when their role
+    /// is destructive (see [`Annealer::recovered`]). Costs one pass over the model.
+    pub fn new(cluster: Cluster, config: AnnealerConfig) -> Result<Annealer, AnnealError> {
+        if config.max_running == 0 {
+            return Err(AnnealError::Config {
+                what: "max_running must be at least 1",
+            });
+        }
+        let mut a = Annealer {
+            cluster,
+            config,
+            mirror: Vec::new(),
+            queued: Vec::new(),
+            node_queue: Vec::new(),
+            node_head: Vec::new(),
+            node_dirty: Vec::new(),
+            dirty_nodes: Vec::new(),
+            heads: BTreeSet::new(),
+            phases: Vec::new(),
+            running: HashMap::new(),
+            run_of: HashMap::new(),
+            next_run: 1,
+            failures: HashMap::new(),
+            retries: BTreeSet::new(),
+            retry_at: HashMap::new(),
+            deadlines: BTreeSet::new(),
+            out: Batch::default(),
+            cancels: Vec::new(),
+            awaiting_advance: false,
+            recovered: Vec::new(),
+            started: 0,
+            paused: false,
+        };
+        // Whatever was pending belongs to the caller's history: keep it for the first Ready.
+        a.out = a.cluster.take_batch();
+        for d in a
+            .cluster
+            .deployments()
+            .map(|d| (d.id, d.phase))
+            .collect::<Vec<_>>()
+        {
+            a.set_phase(d.0, d.1);
+        }
+        let all: Vec<(NodeRoleId, NodeRoleState)> =
+            a.cluster.noderoles().map(|nr| (nr.id, nr.state)).collect();
+        for (id, state) in &all {
+            a.grow(*id);
+            a.mirror[id.0 as usize] = Some(*state);
+        }
+        for (id, _) in &all {
+            a.reevaluate(*id);
+        }
+        for n in a.cluster.nodes().map(|n| n.id).collect::<Vec<_>>() {
+            a.touch_node(n);
+        }
+        a.refresh_nodes();
+        for (id, state) in all {
+            if state != NodeRoleState::Transition {
+                continue;
+            }
+            let destructive = a
+                .role_of(id)
+                .is_some_and(|r| a.role_has(r, RoleFlag::Destructive));
+            if destructive {
+                let log = "the annealer stopped while this destructive role's jig was running; \
+                           it may have partly run, so it is not run again automatically: check \
+                           the node, then retry it"
+                    .to_owned();
+                a.cluster.fail(id, Cause::Recovery, Some(log))?;
+                a.recovered.push(Recovery::Failed(id));
+            } else {
+                a.cluster.deactivate(id, Cause::Recovery)?;
+                a.recovered.push(Recovery::Rerun(id));
+            }
+            a.absorb();
+        }
+        Ok(a)
+    }
+
+    /// The model, to read.
+    pub fn cluster(&self) -> &Cluster {
+        &self.cluster
+    }
+
+    /// The model, to change directly. The core learns what changed from the cluster's pending
+    /// batch at its next call; prefer [`Annealer::update`], which also gives the change's error.
+    pub fn cluster_mut(&mut self) -> &mut Cluster {
+        &mut self.cluster
+    }
+
+    /// Gives the cluster back (pending changes and running runs are dropped).
+    pub fn into_cluster(self) -> Cluster {
+        self.cluster
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &AnnealerConfig {
+        &self.config
+    }
+
+    /// Applies an operation to the model (commit a node, set a node's flags, retry a
+    /// noderole...) and takes its consequences into account.
+    pub fn update<T>(
+        &mut self,
+        f: impl FnOnce(&mut Cluster) -> Result<T, CoreError>,
+    ) -> Result<T, AnnealError> {
+        let r = f(&mut self.cluster);
+        self.absorb();
+        Ok(r?)
+    }
+
+    /// Stops (or resumes) starting runs; runs in progress go on and their results apply.
+    pub fn set_paused(&mut self, paused: bool) {
+        self.paused = paused;
+    }
+
+    /// Whether starting runs is paused.
+    pub fn is_paused(&self) -> bool {
+        self.paused
+    }
+
+    /// Sets the time limit of runs of `jig` for roles that set none.
+    pub fn set_jig_timeout(&mut self, jig: &str, timeout_ms: u64) {
+        self.config.jig_timeouts.insert(jig.to_owned(), timeout_ms);
+    }
+
+    /// What [`Annealer::new`] did with noderoles a crash had left in TRANSITION.
+    pub fn recovered(&self) -> &[Recovery] {
+        &self.recovered
+    }
+
+    /// How many runs are in progress.
+    pub fn running(&self) -> usize {
+        self.running.len()
+    }
+
+    /// How many runs were started since this annealer was made (destructive roles that
+    /// skipped their jig included).
+    pub fn runs_started(&self) -> u64 {
+        self.started
+    }
+
+    /// The noderole of a run in progress.
+    pub fn run_noderole(&self, run: RunId) -> Option<NodeRoleId> {
+        self.running.get(&run).map(|r| r.noderole)
+    }
+
+    /// The run in progress for a noderole.
+    pub fn run_for(&self, noderole: NodeRoleId) -> Option<RunId> {
+        self.run_of.get(&noderole).copied()
+    }
+
+    /// When a failed noderole will be retried.
+    pub fn retry_pending(&self, noderole: NodeRoleId) -> Option<Timestamp> {
+        self.retry_at.get(&noderole).copied()
+    }
+
+    /// Whether nothing is running, nothing can start and no retry is pending.
+    pub fn is_idle(&mut self) -> bool {
+        self.absorb();
+        self.running.is_empty() && self.heads.is_empty() && self.retries.is_empty()
+    }
+
+    /// The anneal status over committed deployments, as Crowbar reported it.
+    pub fn status(&self) -> AnnealStatus {
+        let mut count = [0u32; 3];
+        for d in self.cluster.deployments() {
+            if d.phase != DeploymentPhase::Committed {
+                continue;
+            }
+            count[0] += self.cluster.count_in_state(d.id, NodeRoleState::Error);
+            count[1] += self.cluster.count_in_state(d.id, NodeRoleState::Transition);
+            count[2] += self.cluster.count_in_state(d.id, NodeRoleState::Todo);
+        }
+        let pending = self.retries.len() as u32;
+        if count[0] > pending {
+            AnnealStatus::Failed
+        } else if count[1] > 0 || pending > 0 {
+            AnnealStatus::Working
+        } else if count[2] > 0 {
+            AnnealStatus::Scheduled
+        } else {
+            AnnealStatus::Finished
+        }
+    }
+
+    /// The earliest time-out or retry.
+    pub fn next_deadline(&self) -> Option<Timestamp> {
+        let t = self.deadlines.first().map(|d| d.0);
+        let r = self.retries.first().map(|d| d.0);
+        match (t, r) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Whether [`Annealer::ready`] has something to hand out.
+    pub fn has_ready(&mut self) -> bool {
+        self.absorb();
+        !self.awaiting_advance
+            && (!self.out.is_empty()
+                || !self.cancels.is_empty()
+                || (!self.paused
+                    && !self.heads.is_empty()
+                    && self.running.len() < self.config.max_running))
+    }
+
+    /// Starts what may start, under the caps, and hands out everything to do. Until
+    /// [`Annealer::advance`] acknowledges it, further calls return an empty `Ready`: the
+    /// batch must be persisted before the runs start.
+    pub fn ready(&mut self, now: Timestamp) -> Ready {
+        self.absorb();
+        if self.awaiting_advance {
+            return Ready::default();
+        }
+        let mut runs = Vec::new();
+        while !self.paused && self.running.len() < self.config.max_running {
+            let Some((_, id)) = self.heads.pop_first() else {
+                break;
+            };
+            let node = self.node_of(id);
+            self.node_head[node.0 as usize] = None;
+            self.unqueue(id);
+            debug_assert!(self.cluster.is_runnable(id), "{id} picked but not runnable");
+            let nr = self.cluster.noderole(id).expect("queued noderoles exist");
+            let role = nr.role;
+            let skip_jig = nr.run_count > 0 && self.role_has(role, RoleFlag::Destructive);
+            if let Err(e) = self.cluster.start_run(id) {
+                // A role hook refused the start: leave the noderole as it is.
+                tracing::warn!(noderole = %id, error = %e, "could not start a run");
+                self.absorb();
+                continue;
+            }
+            self.started += 1;
+            if skip_jig {
+                let log = "destructive role already ran once: jig not run again".to_owned();
+                let result = RunResult::Succeeded {
+                    wall: None,
+                    runlog: log,
+                };
+                if let Err(e) = self.cluster.finish_run(id, result) {
+                    tracing::warn!(noderole = %id, error = %e, "could not finish a run");
+                }
+                self.absorb();
+                continue;
+            }
+            self.absorb();
+            let run = RunId(self.next_run);
+            self.next_run += 1;
+            let deadline = self
+                .timeout_for(role)
+                .map(|ms| Timestamp(now.0.saturating_add(ms)));
+            if let Some(d) = deadline {
+                self.deadlines.insert((d, run));
+            }
+            self.running.insert(
+                run,
+                Running {
+                    noderole: id,
+                    started: now,
+                    deadline,
+                },
+            );
+            self.run_of.insert(id, run);
+            runs.push(RunRequest {
+                run,
+                noderole: id,
+                node,
+                role,
+                attempt: self.failures.get(&id).copied().unwrap_or(0) + 1,
+                deadline,
+            });
+        }
+        let ready = Ready {
+            batch: std::mem::take(&mut self.out),
+            runs,
+            cancels: std::mem::take(&mut self.cancels),
+            next_deadline: self.next_deadline(),
+        };
+        self.awaiting_advance = !ready.is_empty();
+        ready
+    }
+
+    /// Acknowledges the last [`Ready`]: its batch is persisted and its runs are started.
+    pub fn advance(&mut self) {
+        self.awaiting_advance = false;
+    }
+
+    /// Applies the end of a run. Success stores the wall and makes the noderole ACTIVE (its
+    /// children whose parents are all ACTIVE become TODO); failure puts it in ERROR (its
+    /// descendants BLOCKED) and, when the failure is retryable and the role's retry policy
+    /// allows, schedules a retry after the policy's backoff. A run that was abandoned (timed
+    /// out, node died) is ignored.
+    pub fn handle_run_finished(
+        &mut self,
+        run: RunId,
+        outcome: Outcome,
+        now: Timestamp,
+    ) -> Finished {
+        self.absorb();
+        let Some(r) = self.running.remove(&run) else {
+            return Finished::Stale;
+        };
+        self.run_of.remove(&r.noderole);
+        if let Some(d) = r.deadline {
+            self.deadlines.remove(&(d, run));
+        }
+        let id = r.noderole;
+        let result = match outcome {
+            Ok(out) => match self.cluster.finish_run(
+                id,
+                RunResult::Succeeded {
+                    wall: out.wall,
+                    runlog: out.runlog,
+                },
+            ) {
+                Ok(()) => {
+                    self.failures.remove(&id);
+                    Finished::Succeeded
+                }
+                Err(e) => {
+                    // The wall was not an object, or a hook refused: the run failed.
+                    let message = e.to_string();
+                    let _ = self.cluster.fail(
+                        id,
+                        Cause::JigFailed { message },
+                        Some(format!("the run's result was refused: {e}")),
+                    );
+                    Finished::Failed { retry_at: None }
+                }
+            },
+            Err(e) => {
+                let retryable = e.retryable();
+                let result = RunResult::Failed {
+                    message: e.to_string(),
+                    runlog: e.runlog().to_owned(),
+                };
+                if self.cluster.finish_run(id, result).is_err() {
+                    let _ = self.cluster.fail(
+                        id,
+                        Cause::JigFailed {
+                            message: e.to_string(),
+                        },
+                        None,
+                    );
+                }
+                Finished::Failed {
+                    retry_at: self.schedule_retry(id, retryable, now),
+                }
+            }
+        };
+        self.absorb();
+        result
+    }
+
+    /// Moves time to `now`: runs past their deadline are abandoned and their noderoles put in
+    /// ERROR (cause `Timeout`, then retried as the role's policy allows); due retries put
+    /// ERROR noderoles back to TODO (cause `Retry`).
+    pub fn handle_tick(&mut self, now: Timestamp) {
+        self.absorb();
+        while let Some(&(at, run)) = self.deadlines.first() {
+            if at > now {
+                break;
+            }
+            self.deadlines.pop_first();
+            let Some(r) = self.running.remove(&run) else {
+                continue;
+            };
+            self.run_of.remove(&r.noderole);
+            self.cancels.push(Cancel {
+                run,
+                noderole: r.noderole,
+                reason: CancelReason::Timeout,
+            });
+            let limit = at.0.saturating_sub(r.started.0);
+            let log = format!("timed out after {limit} ms in TRANSITION; the run was abandoned");
+            let _ = self.cluster.fail(r.noderole, Cause::Timeout, Some(log));
+            self.schedule_retry(r.noderole, true, now);
+            self.absorb();
+        }
+        while let Some(&(at, id)) = self.retries.first() {
+            if at > now {
+                break;
+            }
+            self.retries.pop_first();
+            self.retry_at.remove(&id);
+            let state = self.cluster.noderole(id).map(|n| n.state);
+            if state == Some(NodeRoleState::Error) {
+                // Refused when a parent is no longer ACTIVE: it then waits for an operator.
+                let _ = self.cluster.retry(id, Cause::Retry);
+            }
+            self.absorb();
+        }
+    }
+
+    /// Sets a node's `alive` flag. A node that dies has every noderole put back to TODO or
+    /// BLOCKED, and its run (if any) is abandoned; it re-runs when the node comes back.
+    pub fn handle_node_alive(&mut self, node: NodeId, alive: bool) -> Result<(), AnnealError> {
+        self.update(|c| c.set_node_alive(node, alive))
+    }
+
+    /// Sets a node's `available` flag. Nothing new starts on an unavailable node.
+    pub fn handle_node_available(
+        &mut self,
+        node: NodeId,
+        available: bool,
+    ) -> Result<(), AnnealError> {
+        self.update(|c| c.set_node_available(node, available))
+    }
+
+    /// An operator's retry of a noderole in ERROR (Crowbar's `todo!`).
+    pub fn handle_retry(&mut self, noderole: NodeRoleId) -> Result<(), AnnealError> {
+        self.update(|c| c.retry(noderole, Cause::Operator))?;
+        if let Some(at) = self.retry_at.remove(&noderole) {
+            self.retries.remove(&(at, noderole));
+        }
+        self.failures.remove(&noderole);
+        Ok(())
+    }
+
+    fn schedule_retry(
+        &mut self,
+        id: NodeRoleId,
+        retryable: bool,
+        now: Timestamp,
+    ) -> Option<Timestamp> {
+        let n = self.failures.entry(id).or_insert(0);
+        *n += 1;
+        let attempt = *n;
+        if !retryable {
+            return None;
+        }
+        let role = self.role_of(id)?;
+        let delay = self.cluster.role(role)?.retry.delay(attempt)?;
+        if self.cluster.noderole(id)?.state != NodeRoleState::Error {
+            return None;
+        }
+        let at = Timestamp(now.0.saturating_add(delay));
+        if let Some(old) = self.retry_at.insert(id, at) {
+            self.retries.remove(&(old, id));
+        }
+        self.retries.insert((at, id));
+        Some(at)
+    }
+
+    fn timeout_for(&self, role: RoleId) -> Option<u64> {
+        let r = self.cluster.role(role)?;
+        r.timeout_ms
+            .or_else(|| self.config.jig_timeouts.get(&r.jig).copied())
+            .or(self.config.default_timeout_ms)
+    }
+
+    fn role_of(&self, id: NodeRoleId) -> Option<RoleId> {
+        self.cluster.noderole(id).map(|n| n.role)
+    }
+
+    fn role_has(&self, role: RoleId, flag: RoleFlag) -> bool {
+        self.cluster.role(role).is_some_and(|r| r.has(flag))
+    }
+
+    fn node_of(&self, id: NodeRoleId) -> NodeId {
+        self.cluster.noderole(id).expect("known noderole").node
+    }
+
+    fn grow(&mut self, id: NodeRoleId) {
+        let i = id.0 as usize;
+        if self.mirror.len() <= i {
+            let n = (i + 1).max(self.cluster.noderole_id_bound());
+            self.mirror.resize(n, None);
+            self.queued.resize(n, NOT_QUEUED);
+        }
+    }
+
+    fn grow_node(&mut self, node: NodeId) {
+        let i = node.0 as usize;
+        if self.node_queue.len() <= i {
+            let n = (i + 1).max(self.cluster.node_id_bound());
+            self.node_queue.resize_with(n, BTreeSet::new);
+            self.node_head.resize(n, None);
+            self.node_dirty.resize(n, false);
+        }
+    }
+
+    fn set_phase(&mut self, d: DeploymentId, phase: DeploymentPhase) -> bool {
+        let i = d.0 as usize;
+        if self.phases.len() <= i {
+            self.phases.resize(i + 1, None);
+        }
+        let changed = self.phases[i] != Some(phase);
+        self.phases[i] = Some(phase);
+        changed
+    }
+
+    fn committed(&self, d: DeploymentId) -> bool {
+        self.phases.get(d.0 as usize).copied().flatten() == Some(DeploymentPhase::Committed)
+    }
+
+    /// Takes the cluster's pending changes and updates the queues from them: O(changes).
+    pub(crate) fn absorb(&mut self) {
+        if !self.cluster.has_pending() {
+            return;
+        }
+        let batch = self.cluster.take_batch();
+        for d in &batch.deployments {
+            if self.set_phase(d.id, d.phase) {
+                let ids: Vec<NodeRoleId> = self
+                    .cluster
+                    .roles()
+                    .flat_map(|r| self.cluster.noderoles_of(d.id, r.id).iter().copied())
+                    .collect();
+                for id in ids {
+                    self.reevaluate(id);
+                }
+            }
+        }
+        for n in &batch.nodes {
+            self.touch_node(n.id);
+        }
+        for nr in &batch.noderoles {
+            self.observe(nr.id, nr.state);
+        }
+        for s in &batch.states {
+            self.observe(s.id, s.state);
+        }
+        for id in &batch.deleted_noderoles {
+            self.forget(*id);
+        }
+        self.refresh_nodes();
+        if self.out.is_empty() {
+            self.out = batch;
+        } else {
+            self.out.extend(batch);
+        }
+    }
+
+    fn observe(&mut self, id: NodeRoleId, state: NodeRoleState) {
+        self.grow(id);
+        let old = self.mirror[id.0 as usize].replace(state);
+        if old != Some(state) {
+            let was_active = old == Some(NodeRoleState::Active);
+            if was_active != (state == NodeRoleState::Active) {
+                let children = self.cluster.children(id).to_vec();
+                for c in children {
+                    self.reevaluate(c);
+                }
+            }
+            if state != NodeRoleState::Transition
+                && let Some(run) = self.run_of.remove(&id)
+            {
+                // Moved out of TRANSITION under a running jig (its node died, an operator
+                // acted): abandon the run.
+                if let Some(r) = self.running.remove(&run)
+                    && let Some(d) = r.deadline
+                {
+                    self.deadlines.remove(&(d, run));
+                }
+                self.cancels.push(Cancel {
+                    run,
+                    noderole: id,
+                    reason: CancelReason::NodeLost,
+                });
+            }
+            if state != NodeRoleState::Error
+                && let Some(at) = self.retry_at.remove(&id)
+            {
+                self.retries.remove(&(at, id));
+            }
+            let node = self.node_of(id);
+            self.touch_node(node);
+        }
+        self.reevaluate(id);
+    }
+
+    fn forget(&mut self, id: NodeRoleId) {
+        self.grow(id);
+        let i = id.0 as usize;
+        if self.queued[i] != NOT_QUEUED {
+            // The noderole is gone: find its node through the queues.
+            let key = (self.queued[i], id);
+            for (n, q) in self.node_queue.iter_mut().enumerate() {
+                if q.remove(&key) {
+                    if !self.node_dirty[n] {
+                        self.node_dirty[n] = true;
+                        self.dirty_nodes.push(NodeId(n as u64));
+                    }
+                    break;
+                }
+            }
+            self.queued[i] = NOT_QUEUED;
+        }
+        self.mirror[i] = None;
+        if let Some(run) = self.run_of.remove(&id) {
+            self.running.remove(&run);
+            self.cancels.push(Cancel {
+                run,
+                noderole: id,
+                reason: CancelReason::NodeLost,
+            });
+        }
+        if let Some(at) = self.retry_at.remove(&id) {
+            self.retries.remove(&(at, id));
+        }
+    }
+
+    /// Puts the noderole in or out of its node's queue.
+    fn reevaluate(&mut self, id: NodeRoleId) {
+        let Some(nr) = self.cluster.noderole(id) else {
+            return;
+        };
+        let want = if nr.state == NodeRoleState::Todo
+            && self.committed(nr.deployment)
+            && self.cluster.is_activatable(id)
+        {
+            nr.cohort
+        } else {
+            NOT_QUEUED
+        };
+        let node = nr.node;
+        self.grow(id);
+        let have = self.queued[id.0 as usize];
+        if have == want {
+            return;
+        }
+        self.grow_node(node);
+        let q = &mut self.node_queue[node.0 as usize];
+        if have != NOT_QUEUED {
+            q.remove(&(have, id));
+        }
+        if want != NOT_QUEUED {
+            q.insert((want, id));
+        }
+        self.queued[id.0 as usize] = want;
+        self.touch_node(node);
+    }
+
+    fn unqueue(&mut self, id: NodeRoleId) {
+        let node = self.node_of(id);
+        let have = std::mem::replace(&mut self.queued[id.0 as usize], NOT_QUEUED);
+        if have != NOT_QUEUED {
+            self.node_queue[node.0 as usize].remove(&(have, id));
+        }
+        self.touch_node(node);
+    }
+
+    fn touch_node(&mut self, node: NodeId) {
+        self.grow_node(node);
+        let i = node.0 as usize;
+        if !self.node_dirty[i] {
+            self.node_dirty[i] = true;
+            self.dirty_nodes.push(node);
+        }
+    }
+
+    fn refresh_nodes(&mut self) {
+        while let Some(node) = self.dirty_nodes.pop() {
+            let i = node.0 as usize;
+            self.node_dirty[i] = false;
+            let can = self
+                .cluster
+                .node(node)
+                .is_some_and(|n| n.alive && n.available)
+                && !self.cluster.node_is_busy(node);
+            let head = if can {
+                self.node_queue[i].first().copied()
+            } else {
+                None
+            };
+            if self.node_head[i] != head {
+                if let Some(old) = self.node_head[i] {
+                    self.heads.remove(&old);
+                }
+                if let Some(new) = head {
+                    self.heads.insert(new);
+                }
+                self.node_head[i] = head;
+            }
+        }
+    }
+
+    /// The queue head that goes before `id` on its node, if any (for `explain`).
+    pub(crate) fn ahead_on_node(&self, id: NodeRoleId) -> Option<NodeRoleId> {
+        let node = self.cluster.noderole(id)?.node;
+        let q = self.node_queue.get(node.0 as usize)?;
+        q.first().map(|k| k.1).filter(|h| *h != id)
+    }
+
+    /// Whether `id` is in its node's queue.
+    pub(crate) fn is_queued(&self, id: NodeRoleId) -> bool {
+        self.queued
+            .get(id.0 as usize)
+            .is_some_and(|q| *q != NOT_QUEUED)
+    }
+
+    /// The start time of a run.
+    pub(crate) fn run_started(&self, run: RunId) -> Option<Timestamp> {
+        self.running.get(&run).map(|r| r.started)
+    }
+}

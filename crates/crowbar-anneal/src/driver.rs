@@ -1,0 +1,544 @@
+//! The driver: runs the scheduling core on tokio, with jigs, a store and an event stream.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crowbar_core::{
+    Batch, Clock, Cluster, CoreError, HistoryEntry, NodeRoleId, Store, SystemClock, Timestamp,
+};
+use crowbar_jig::{CancelReason, Jig, JigError, JigRegistry, Outcome, RunContext};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::task::{AbortHandle, JoinSet};
+
+use crate::{
+    AnnealError, AnnealStatus, Annealer, AnnealerConfig, Explanation, Plan, PlanScope, Ready, RunId,
+};
+
+/// A [`Clock`] that follows tokio's clock from the current system time: under
+/// `tokio::time::pause` it moves with simulated time, so history stamps and time-outs agree.
+#[derive(Debug)]
+pub struct TokioClock {
+    origin_ms: u64,
+    origin: tokio::time::Instant,
+}
+
+impl TokioClock {
+    /// A clock reading the system time now.
+    pub fn new() -> TokioClock {
+        TokioClock::starting_at(SystemClock.now())
+    }
+
+    /// A clock reading `start` now.
+    pub fn starting_at(start: Timestamp) -> TokioClock {
+        TokioClock {
+            origin_ms: start.0,
+            origin: tokio::time::Instant::now(),
+        }
+    }
+}
+
+impl Default for TokioClock {
+    fn default() -> Self {
+        TokioClock::new()
+    }
+}
+
+impl Clock for TokioClock {
+    fn now(&self) -> Timestamp {
+        Timestamp(self.origin_ms + self.origin.elapsed().as_millis() as u64)
+    }
+}
+
+/// The driver's settings.
+#[derive(Clone, Debug)]
+pub struct DriverConfig {
+    /// The scheduling core's settings (the global cap, time limits).
+    pub annealer: AnnealerConfig,
+    /// How many events a slow subscriber may fall behind before it loses some.
+    pub event_capacity: usize,
+    /// On [`AnnealHandle::stop`], how long runs in progress may take to finish before they
+    /// are abandoned (they are then re-run at the next start).
+    pub stop_grace: Duration,
+}
+
+impl Default for DriverConfig {
+    fn default() -> Self {
+        DriverConfig {
+            annealer: AnnealerConfig::default(),
+            event_capacity: 4096,
+            stop_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What a subscriber sees, in order.
+#[derive(Clone, PartialEq, Debug)]
+#[non_exhaustive]
+pub enum AnnealEvent {
+    /// A noderole changed state (persisted already).
+    Transition(HistoryEntry),
+    /// A jig run started.
+    RunStarted {
+        /// The run.
+        run: RunId,
+        /// Its noderole.
+        noderole: NodeRoleId,
+    },
+    /// A run was abandoned.
+    RunCancelled {
+        /// The run.
+        run: RunId,
+        /// Its noderole.
+        noderole: NodeRoleId,
+        /// Why.
+        reason: CancelReason,
+    },
+    /// A batch reached the store.
+    Persisted {
+        /// The store's revision after it.
+        revision: u64,
+        /// How many state changes it held.
+        transitions: usize,
+    },
+    /// Nothing is running and nothing can start: stable (until the model changes).
+    Idle {
+        /// The anneal status.
+        status: AnnealStatus,
+    },
+    /// The subscriber fell behind and missed this many events.
+    Lagged(u64),
+    /// The driver stopped; no more events follow.
+    Stopped,
+}
+
+/// A subscription to the driver's events.
+#[derive(Debug)]
+pub struct Events(broadcast::Receiver<AnnealEvent>);
+
+impl Events {
+    /// The next event; `None` once the driver has stopped and every event was read.
+    pub async fn recv(&mut self) -> Option<AnnealEvent> {
+        match self.0.recv().await {
+            Ok(e) => Some(e),
+            Err(broadcast::error::RecvError::Lagged(n)) => Some(AnnealEvent::Lagged(n)),
+            Err(broadcast::error::RecvError::Closed) => None,
+        }
+    }
+}
+
+/// Counters of a driver's work.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct Stats {
+    /// State changes persisted.
+    pub transitions: u64,
+    /// Batches persisted.
+    pub batches: u64,
+    /// Jig runs started (destructive roles that skipped their jig included).
+    pub runs: u64,
+    /// The store's revision.
+    pub revision: u64,
+}
+
+type Job = Box<dyn FnOnce(&mut Annealer) + Send>;
+
+enum Command {
+    Call(Job),
+    WaitIdle(oneshot::Sender<AnnealStatus>),
+    Stats(oneshot::Sender<Stats>),
+    Stop(oneshot::Sender<Result<(), String>>),
+}
+
+/// A handle on a running driver: cheap to clone, every method talks to the driver task.
+#[derive(Clone, Debug)]
+pub struct AnnealHandle {
+    commands: mpsc::UnboundedSender<Command>,
+    events: broadcast::Sender<AnnealEvent>,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Command")
+    }
+}
+
+impl AnnealHandle {
+    async fn call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Annealer) -> T + Send + 'static,
+    ) -> Result<T, AnnealError> {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |a| {
+            let _ = tx.send(f(a));
+        });
+        self.commands
+            .send(Command::Call(job))
+            .map_err(|_| AnnealError::Stopped)?;
+        rx.await.map_err(|_| AnnealError::Stopped)
+    }
+
+    /// Changes the model (commit, set node flags, retry...); the annealer acts on it at once.
+    pub async fn update<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Cluster) -> Result<T, CoreError> + Send + 'static,
+    ) -> Result<T, AnnealError> {
+        self.call(move |a| a.update(f)).await?
+    }
+
+    /// Runs `f` on the scheduling core inside the driver (to read the model, for instance).
+    pub async fn with_annealer<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Annealer) -> T + Send + 'static,
+    ) -> Result<T, AnnealError> {
+        self.call(f).await
+    }
+
+    /// Why a noderole is not running now.
+    pub async fn explain(&self, noderole: NodeRoleId) -> Result<Explanation, AnnealError> {
+        self.call(move |a| a.explain(noderole)).await?
+    }
+
+    /// What committing `scope` would run.
+    pub async fn plan(&self, scope: PlanScope) -> Result<Plan, AnnealError> {
+        self.call(move |a| a.plan(scope)).await
+    }
+
+    /// The anneal status now.
+    pub async fn status(&self) -> Result<AnnealStatus, AnnealError> {
+        self.call(|a| a.status()).await
+    }
+
+    /// The driver's counters.
+    pub async fn stats(&self) -> Result<Stats, AnnealError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Stats(tx))
+            .map_err(|_| AnnealError::Stopped)?;
+        rx.await.map_err(|_| AnnealError::Stopped)
+    }
+
+    /// Waits until nothing runs and nothing can start, with every change persisted; returns
+    /// the anneal status then.
+    pub async fn wait_idle(&self) -> Result<AnnealStatus, AnnealError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::WaitIdle(tx))
+            .map_err(|_| AnnealError::Stopped)?;
+        rx.await.map_err(|_| AnnealError::Stopped)
+    }
+
+    /// Subscribes to events from now on.
+    pub fn subscribe(&self) -> Events {
+        Events(self.events.subscribe())
+    }
+
+    /// Stops: no new runs start; runs in progress get [`DriverConfig::stop_grace`] to finish,
+    /// then are abandoned (left in TRANSITION in the store, so the next start re-runs them);
+    /// everything else is persisted. Returns the driver's error if it stopped on one.
+    pub async fn stop(&self) -> Result<(), AnnealError> {
+        let (tx, rx) = oneshot::channel();
+        if self.commands.send(Command::Stop(tx)).is_err() {
+            return Ok(());
+        }
+        match rx.await {
+            Ok(Ok(())) | Err(_) => Ok(()),
+            Ok(Err(message)) => Err(AnnealError::Driver { message }),
+        }
+    }
+}
+
+/// Starts drivers.
+#[derive(Debug)]
+pub struct Driver;
+
+impl Driver {
+    /// Loads the model from `store`, recovers what a crash left in TRANSITION (persisting the
+    /// recovery first), and starts annealing. History is stamped with a [`TokioClock`].
+    pub async fn start(
+        store: Arc<dyn Store>,
+        jigs: JigRegistry,
+        config: DriverConfig,
+    ) -> Result<AnnealHandle, AnnealError> {
+        let snapshot = store.load().await?;
+        let cluster = Cluster::from_snapshot(snapshot, Arc::new(TokioClock::new()))?;
+        let annealer = Annealer::new(cluster, config.annealer.clone())?;
+        Ok(Driver::spawn(annealer, store, jigs, config))
+    }
+
+    /// Starts annealing `annealer` (whose pending changes are persisted first) on the current
+    /// tokio runtime. Its cluster's clock gives the time.
+    pub fn spawn(
+        mut annealer: Annealer,
+        store: Arc<dyn Store>,
+        jigs: JigRegistry,
+        config: DriverConfig,
+    ) -> AnnealHandle {
+        for name in jigs.names().map(str::to_owned).collect::<Vec<_>>() {
+            let t = jigs.get(&name).and_then(|j| j.timeout());
+            if let Some(t) = t
+                && !annealer.config().jig_timeouts.contains_key(&name)
+            {
+                annealer.set_jig_timeout(&name, t.as_millis() as u64);
+            }
+        }
+        let (commands, rx) = mpsc::unbounded_channel();
+        let (events, _) = broadcast::channel(config.event_capacity.max(16));
+        let clock = annealer.cluster().clock().clone();
+        let task = Task {
+            annealer,
+            store,
+            jigs,
+            clock,
+            config,
+            commands: rx,
+            events: events.clone(),
+            tasks: JoinSet::new(),
+            by_task: HashMap::new(),
+            by_run: HashMap::new(),
+            idle_waiters: Vec::new(),
+            stats: Stats::default(),
+            was_idle: false,
+        };
+        tokio::spawn(task.run());
+        AnnealHandle { commands, events }
+    }
+}
+
+struct Task {
+    annealer: Annealer,
+    store: Arc<dyn Store>,
+    jigs: JigRegistry,
+    clock: Arc<dyn Clock>,
+    config: DriverConfig,
+    commands: mpsc::UnboundedReceiver<Command>,
+    events: broadcast::Sender<AnnealEvent>,
+    tasks: JoinSet<(RunId, Outcome)>,
+    by_task: HashMap<tokio::task::Id, RunId>,
+    by_run: HashMap<RunId, (AbortHandle, Arc<dyn Jig>, NodeRoleId)>,
+    idle_waiters: Vec<oneshot::Sender<AnnealStatus>>,
+    stats: Stats,
+    was_idle: bool,
+}
+
+impl Task {
+    fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    fn emit(&self, event: AnnealEvent) {
+        if self.events.receiver_count() > 0 {
+            let _ = self.events.send(event);
+        }
+    }
+
+    async fn run(mut self) {
+        let mut stop_reply: Option<oneshot::Sender<Result<(), String>>> = None;
+        let mut grace: Option<tokio::time::Instant> = None;
+        let result = loop {
+            if let Err(e) = self.step().await {
+                break Err(e);
+            }
+            if stop_reply.is_some() && self.by_run.is_empty() {
+                break Ok(());
+            }
+            let now = self.now();
+            let sleep_until = self.annealer.next_deadline().map(|d| {
+                tokio::time::Instant::now() + Duration::from_millis(d.0.saturating_sub(now.0))
+            });
+            tokio::select! {
+                cmd = self.commands.recv() => match cmd {
+                    Some(Command::Stop(reply)) => {
+                        stop_reply = Some(reply);
+                        self.annealer.set_paused(true);
+                        grace = Some(tokio::time::Instant::now() + self.config.stop_grace);
+                    }
+                    Some(cmd) => self.command(cmd),
+                    None if stop_reply.is_none() => {
+                        // Every handle is gone: stop as if asked.
+                        self.annealer.set_paused(true);
+                        grace = Some(tokio::time::Instant::now() + self.config.stop_grace);
+                        let (tx, _) = oneshot::channel();
+                        stop_reply = Some(tx);
+                    }
+                    None => {}
+                },
+                Some(joined) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => {
+                    self.joined(joined);
+                }
+                _ = sleep_or_never(sleep_until) => {}
+                _ = sleep_or_never(grace) => {
+                    self.abandon_all();
+                    break Ok(());
+                }
+            }
+            // Take whatever else is ready without waiting, so that one batch carries it all.
+            while let Some(joined) = self.tasks.try_join_next_with_id() {
+                self.joined(joined);
+            }
+            let now = self.now();
+            self.annealer.handle_tick(now);
+        };
+        let result = match result {
+            Ok(()) => self.flush().await,
+            Err(e) => Err(e),
+        };
+        self.emit(AnnealEvent::Stopped);
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "annealer stopped on an error");
+        }
+        if let Some(reply) = stop_reply {
+            let _ = reply.send(result.map_err(|e| e.to_string()));
+        }
+    }
+
+    fn command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Call(job) => job(&mut self.annealer),
+            Command::WaitIdle(tx) => self.idle_waiters.push(tx),
+            Command::Stats(tx) => {
+                let _ = tx.send(self.stats);
+            }
+            Command::Stop(_) => {}
+        }
+    }
+
+    fn joined(
+        &mut self,
+        joined: Result<(tokio::task::Id, (RunId, Outcome)), tokio::task::JoinError>,
+    ) {
+        let now = self.now();
+        match joined {
+            Ok((id, (run, outcome))) => {
+                self.by_task.remove(&id);
+                self.by_run.remove(&run);
+                self.annealer.handle_run_finished(run, outcome, now);
+            }
+            Err(e) => {
+                let Some(run) = self.by_task.remove(&e.id()) else {
+                    return;
+                };
+                self.by_run.remove(&run);
+                if e.is_panic() {
+                    let outcome = Err(JigError::failed("the jig panicked", false));
+                    self.annealer.handle_run_finished(run, outcome, now);
+                }
+            }
+        }
+    }
+
+    /// Hands out everything the core has to do: persist, then act, then advance.
+    async fn step(&mut self) -> Result<(), AnnealError> {
+        while self.annealer.has_ready() {
+            let now = self.now();
+            let ready = self.annealer.ready(now);
+            let immediate = self.act(ready).await?;
+            self.annealer.advance();
+            let now = self.now();
+            for (run, outcome) in immediate {
+                self.annealer.handle_run_finished(run, outcome, now);
+            }
+        }
+        let idle = self.annealer.is_idle() && self.by_run.is_empty();
+        if idle {
+            let status = self.annealer.status();
+            for w in self.idle_waiters.drain(..) {
+                let _ = w.send(status);
+            }
+            if !self.was_idle {
+                self.emit(AnnealEvent::Idle { status });
+            }
+        }
+        self.was_idle = idle;
+        Ok(())
+    }
+
+    async fn persist(&mut self, batch: Batch) -> Result<(), AnnealError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let transitions = batch.history.len();
+        let history = (self.events.receiver_count() > 0).then(|| batch.history.clone());
+        let revision = self.store.apply(batch).await?;
+        self.stats.transitions += transitions as u64;
+        self.stats.batches += 1;
+        self.stats.revision = revision;
+        if let Some(history) = history {
+            for h in history {
+                self.emit(AnnealEvent::Transition(h));
+            }
+            self.emit(AnnealEvent::Persisted {
+                revision,
+                transitions,
+            });
+        }
+        Ok(())
+    }
+
+    async fn act(&mut self, ready: Ready) -> Result<Vec<(RunId, Outcome)>, AnnealError> {
+        self.persist(ready.batch).await?;
+        for c in ready.cancels {
+            if let Some((abort, jig, noderole)) = self.by_run.remove(&c.run) {
+                abort.abort();
+                tokio::spawn(async move { jig.cancelled(noderole, c.reason).await });
+            }
+            self.emit(AnnealEvent::RunCancelled {
+                run: c.run,
+                noderole: c.noderole,
+                reason: c.reason,
+            });
+        }
+        let mut immediate = Vec::new();
+        for r in ready.runs {
+            self.stats.runs += 1;
+            self.emit(AnnealEvent::RunStarted {
+                run: r.run,
+                noderole: r.noderole,
+            });
+            let cluster = self.annealer.cluster();
+            let jig_name = cluster.role(r.role).map_or("", |role| role.jig.as_str());
+            let Some(jig) = self.jigs.get(jig_name).cloned() else {
+                let name = jig_name.to_owned();
+                immediate.push((r.run, Err(JigError::UnknownJig { name })));
+                continue;
+            };
+            let cx =
+                match RunContext::from_cluster(cluster, r.noderole, r.attempt, jig.needs_data()) {
+                    Ok(cx) => cx,
+                    Err(e) => {
+                        immediate.push((r.run, Err(e)));
+                        continue;
+                    }
+                };
+            if let Some(outcome) = jig.run_now(&cx) {
+                immediate.push((r.run, outcome));
+                continue;
+            }
+            let run = r.run;
+            let j = jig.clone();
+            let abort = self.tasks.spawn(async move { (run, j.run(cx).await) });
+            self.by_task.insert(abort.id(), run);
+            self.by_run.insert(run, (abort, jig, r.noderole));
+        }
+        Ok(immediate)
+    }
+
+    fn abandon_all(&mut self) {
+        for (_, (abort, jig, noderole)) in self.by_run.drain() {
+            abort.abort();
+            tokio::spawn(async move { jig.cancelled(noderole, CancelReason::Shutdown).await });
+        }
+        self.by_task.clear();
+    }
+
+    async fn flush(&mut self) -> Result<(), AnnealError> {
+        self.annealer.set_paused(true);
+        self.step().await
+    }
+}
+
+async fn sleep_or_never(until: Option<tokio::time::Instant>) {
+    match until {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}

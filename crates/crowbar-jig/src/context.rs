@@ -1,0 +1,184 @@
+//! What a jig is given (the [`RunContext`]) and what it gives back ([`JigOutput`] or a
+//! [`JigError`](crate::JigError)).
+
+use std::net::IpAddr;
+
+use crowbar_core::{Cluster, Fqdn, NodeId, NodeRoleId};
+use serde_json::Value;
+
+use crate::JigError;
+
+/// What a jig run returns: its output on success, or why it failed.
+pub type Outcome = Result<JigOutput, crate::JigError>;
+
+/// The node a run happens on.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct NodeInfo {
+    /// Its id.
+    pub id: NodeId,
+    /// Its FQDN (validated by construction).
+    pub name: Fqdn,
+    /// Its short name.
+    pub alias: String,
+    /// Its management address, from the node's hint `address`, `admin-v4addr` or
+    /// `admin-v6addr` (a prefix length such as `/24` is dropped). Remote jigs need one.
+    pub address: Option<IpAddr>,
+}
+
+impl NodeInfo {
+    /// A node without an address.
+    pub fn new(id: NodeId, name: Fqdn) -> NodeInfo {
+        let alias = name.first_label().to_owned();
+        NodeInfo {
+            id,
+            name,
+            alias,
+            address: None,
+        }
+    }
+
+    /// Sets the address.
+    #[must_use]
+    pub fn with_address(mut self, address: IpAddr) -> NodeInfo {
+        self.address = Some(address);
+        self
+    }
+}
+
+/// Everything a jig gets for one run of one noderole.
+#[derive(Clone, PartialEq, Debug)]
+pub struct RunContext {
+    /// The noderole being run.
+    pub noderole: NodeRoleId,
+    /// Its role's name.
+    pub role: String,
+    /// Its node.
+    pub node: NodeInfo,
+    /// How many runs of this noderole completed before (its `run_count`).
+    pub run_count: u32,
+    /// Which attempt this is since the last success: 1, then 2 on the first retry...
+    pub attempt: u32,
+    /// The layered data the run sees ([`Cluster::run_data`]); `null` for jigs that said they do
+    /// not need it ([`Jig::needs_data`](crate::Jig::needs_data)).
+    pub data: Value,
+}
+
+impl RunContext {
+    /// A context by hand, for tests and for embedders that run jigs themselves.
+    pub fn new(noderole: NodeRoleId, role: impl Into<String>, node: NodeInfo) -> RunContext {
+        RunContext {
+            noderole,
+            role: role.into(),
+            node,
+            run_count: 0,
+            attempt: 1,
+            data: Value::Object(Default::default()),
+        }
+    }
+
+    /// Sets the data.
+    #[must_use]
+    pub fn with_data(mut self, data: Value) -> RunContext {
+        self.data = data;
+        self
+    }
+
+    /// Sets the attempt number.
+    #[must_use]
+    pub fn with_attempt(mut self, attempt: u32) -> RunContext {
+        self.attempt = attempt;
+        self
+    }
+
+    /// Builds the context of a run of `noderole` from the model; stages the layered data only
+    /// when `with_data`.
+    ///
+    /// ```
+    /// use crowbar_core::{Cluster, NodeSpec, RoleSpec};
+    /// use crowbar_jig::RunContext;
+    /// let mut cluster = Cluster::new();
+    /// cluster.create_role(RoleSpec::new("ntp").template(serde_json::json!({"ntp": {"server": "pool"}})))?;
+    /// cluster.create_node(NodeSpec::new("n1.example.com")
+    ///     .hint(serde_json::json!({"admin-v4addr": "192.168.124.10/24"})))?;
+    /// let nr = cluster.bind_by_name("ntp", "n1", None)?;
+    /// let cx = RunContext::from_cluster(&cluster, nr, 1, true)?;
+    /// assert_eq!(cx.node.address, Some("192.168.124.10".parse()?));
+    /// assert_eq!(cx.data["ntp"]["server"], "pool");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn from_cluster(
+        cluster: &Cluster,
+        noderole: NodeRoleId,
+        attempt: u32,
+        with_data: bool,
+    ) -> Result<RunContext, JigError> {
+        let staging = |message: String| JigError::Staging { message };
+        let nr = cluster
+            .noderole(noderole)
+            .ok_or_else(|| staging(format!("unknown {noderole}")))?;
+        let node = cluster
+            .node(nr.node)
+            .ok_or_else(|| staging(format!("unknown {}", nr.node)))?;
+        let role = cluster
+            .role(nr.role)
+            .ok_or_else(|| staging(format!("unknown {}", nr.role)))?;
+        let data = if with_data {
+            cluster
+                .run_data(noderole)
+                .map_err(|e| staging(e.to_string()))?
+        } else {
+            Value::Null
+        };
+        Ok(RunContext {
+            noderole,
+            role: role.name.clone(),
+            node: NodeInfo {
+                id: node.id,
+                name: node.name.clone(),
+                alias: node.alias.clone(),
+                address: address_from_hint(&node.hint),
+            },
+            run_count: nr.run_count,
+            attempt,
+            data,
+        })
+    }
+}
+
+fn address_from_hint(hint: &Value) -> Option<IpAddr> {
+    ["address", "admin-v4addr", "admin-v6addr"]
+        .iter()
+        .filter_map(|k| hint.get(k)?.as_str())
+        .find_map(|s| s.split('/').next()?.parse().ok())
+}
+
+/// What a successful run hands back.
+#[derive(Clone, PartialEq, Debug, Default)]
+pub struct JigOutput {
+    /// Data to store as the noderole's wall (replacing the old one), if any.
+    pub wall: Option<Value>,
+    /// The run's log, stored on the noderole.
+    pub runlog: String,
+}
+
+impl JigOutput {
+    /// Success with nothing to report.
+    pub fn empty() -> JigOutput {
+        JigOutput::default()
+    }
+
+    /// Success with wall data.
+    pub fn with_wall(wall: Value) -> JigOutput {
+        JigOutput {
+            wall: Some(wall),
+            runlog: String::new(),
+        }
+    }
+
+    /// Sets the runlog.
+    #[must_use]
+    pub fn runlog(mut self, runlog: impl Into<String>) -> JigOutput {
+        self.runlog = runlog.into();
+        self
+    }
+}

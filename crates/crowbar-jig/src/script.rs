@@ -1,0 +1,637 @@
+//! Crowbar's `script` jig: runs a role's scripts in order on the node, with the staged data
+//! laid out as files, and reads back what the scripts wrote.
+
+use std::ffi::{OsStr, OsString};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::process::Command;
+use tokio::time::Instant;
+
+use crate::attrs::{read_walls, write_attrs};
+use crate::{Jig, JigError, JigOutput, Outcome, RunContext};
+
+const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// How the script jig reaches nodes over ssh.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct SshConfig {
+    /// The remote user (letters, digits, `_`, `-`, starting with a letter or `_`).
+    pub user: String,
+    /// The private key file (`ssh -i`).
+    pub key: PathBuf,
+    /// The ssh port.
+    pub port: u16,
+    /// The ssh program.
+    pub ssh_program: PathBuf,
+    /// The scp program.
+    pub scp_program: PathBuf,
+}
+
+impl SshConfig {
+    /// `user` with `key` on port 22, with the `ssh` and `scp` found on the PATH.
+    pub fn new(user: impl Into<String>, key: impl Into<PathBuf>) -> SshConfig {
+        SshConfig {
+            user: user.into(),
+            key: key.into(),
+            port: 22,
+            ssh_program: "ssh".into(),
+            scp_program: "scp".into(),
+        }
+    }
+}
+
+/// The script jig's settings.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct ScriptConfig {
+    /// Where the scripts are: `<scripts_dir>/<role>/*.sh`, run in file-name order.
+    pub scripts_dir: PathBuf,
+    /// Where local runs get their temporary directory (`scriptjig-XXXXXX`).
+    pub work_dir: PathBuf,
+    /// The limit for a whole run (every script, and the copies over ssh).
+    pub timeout: Duration,
+    /// ssh settings; without them every run is local.
+    pub ssh: Option<SshConfig>,
+    /// The most output kept in the runlog per run, in bytes.
+    pub max_log_bytes: usize,
+}
+
+impl ScriptConfig {
+    /// Scripts from `scripts_dir`, local runs in `/tmp`, a 30-minute limit, 1 MiB of log.
+    pub fn new(scripts_dir: impl Into<PathBuf>) -> ScriptConfig {
+        ScriptConfig {
+            scripts_dir: scripts_dir.into(),
+            work_dir: PathBuf::from("/tmp"),
+            timeout: Duration::from_secs(30 * 60),
+            ssh: None,
+            max_log_bytes: 1 << 20,
+        }
+    }
+}
+
+/// Crowbar's `script` jig.
+///
+/// For a run of role `r` it takes `<scripts_dir>/r/*.sh` in file-name order, makes a fresh
+/// directory `scriptjig-XXXXXX` holding the staged data as `attrs/<path...>/attr` files
+/// (arrays by index), and runs each script with that directory as its working directory. A
+/// script reports results by writing `attrs/<path...>/wall` files; they are read back, coerced
+/// (`true`/`false`, decimal, `0x`/`0o`/`0b`), and become the noderole's wall. The first script
+/// that exits non-zero fails the run. Standard output and error go to the runlog.
+///
+/// **Where.** Locally, unless the node has an address ([`NodeInfo::address`](crate::NodeInfo))
+/// and [`ScriptConfig::ssh`] is set: then the directory is made with `mktemp -d` on the node,
+/// filled with `scp`, each script run with `ssh`, the `wall` files copied back, and the
+/// directory removed.
+///
+/// **No injection.** Programs are started directly with argument vectors, never through a
+/// local shell. What reaches the remote shell is built only from validated pieces: an IP
+/// address, a checked user name, the remote directory `mktemp` returned (checked) and script
+/// names of `[A-Za-z0-9._-]`. The local environment is cleared except `PATH`.
+///
+/// **Limits.** The whole run has [`ScriptConfig::timeout`]; at the limit the running child is
+/// killed and the run fails with [`JigError::Timeout`]. Children are spawned with
+/// `kill_on_drop`, so a run the annealer drops kills its child too.
+#[derive(Clone, Debug)]
+pub struct ScriptJig {
+    config: ScriptConfig,
+}
+
+impl ScriptJig {
+    /// A script jig; refuses an ssh user name that is not a plain name.
+    pub fn new(config: ScriptConfig) -> Result<ScriptJig, JigError> {
+        if let Some(ssh) = &config.ssh {
+            check_user(&ssh.user)?;
+        }
+        Ok(ScriptJig { config })
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &ScriptConfig {
+        &self.config
+    }
+
+    /// The scripts of `role`, in the order they run.
+    pub fn scripts_for(&self, role: &str) -> Result<Vec<PathBuf>, JigError> {
+        if !crate::attrs::safe_component(role) {
+            return Err(invalid("role name", role, "not a single path component"));
+        }
+        let dir = self.config.scripts_dir.join(role);
+        let no_scripts = || JigError::NoScripts {
+            role: role.to_owned(),
+            dir: dir.clone(),
+        };
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(no_scripts()),
+            Err(e) => {
+                return Err(JigError::Io {
+                    operation: "list",
+                    path: dir,
+                    message: e.to_string(),
+                });
+            }
+        };
+        let mut scripts = Vec::new();
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".sh") && entry.file_type().is_ok_and(|t| t.is_file()) {
+                check_script_name(&name)?;
+                scripts.push(entry.path());
+            }
+        }
+        scripts.sort();
+        if scripts.is_empty() {
+            return Err(no_scripts());
+        }
+        Ok(scripts)
+    }
+
+    async fn run_local(
+        &self,
+        scripts: &[PathBuf],
+        dir: &Path,
+        log: &mut Runlog,
+        deadline: Instant,
+    ) -> Result<(), JigError> {
+        for script in scripts {
+            let name = file_name(script);
+            log.line(&format!("== {name}"));
+            let status = exec(script.as_os_str(), &[], Some(dir), deadline, log).await?;
+            if status.code != Some(0) {
+                return Err(JigError::Script {
+                    script: name,
+                    status: status.code,
+                    runlog: log.take(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    async fn run_remote(
+        &self,
+        target: &SshTarget,
+        scripts: &[PathBuf],
+        dir: &Path,
+        log: &mut Runlog,
+        deadline: Instant,
+    ) -> Result<(), JigError> {
+        let ssh = target.ssh.as_os_str();
+        let scp = target.scp.as_os_str();
+        let made = exec_checked(target, ssh, &target.command(&MKTEMP), deadline, log).await?;
+        let remote = made.stdout.trim().to_owned();
+        check_remote_dir(&remote)?;
+        let result = async {
+            let mut local: Vec<PathBuf> = vec![dir.join("attrs")];
+            local.extend(scripts.iter().cloned());
+            exec_checked(target, scp, &target.copy_to(&local, &remote), deadline, log).await?;
+            for script in scripts {
+                let name = file_name(script);
+                log.line(&format!("== {name} on {}", target.destination()));
+                let args = target.command(&["cd", &remote, "&&", &format!("./{name}")]);
+                let status = exec(ssh, &args, None, deadline, log).await?;
+                match status.code {
+                    Some(0) => {}
+                    Some(255) => return Err(target.unreachable("script run", log)),
+                    code => {
+                        return Err(JigError::Script {
+                            script: name,
+                            status: code,
+                            runlog: log.take(),
+                        });
+                    }
+                }
+            }
+            let back = dir.join("back");
+            std::fs::create_dir_all(&back).map_err(|e| JigError::Io {
+                operation: "create",
+                path: back.clone(),
+                message: e.to_string(),
+            })?;
+            let from = target.copy_from(&format!("{remote}/attrs"), &back);
+            exec_checked(target, scp, &from, deadline, log).await?;
+            Ok(())
+        }
+        .await;
+        // Best effort: the directory is the node's to clean if this fails.
+        let cleanup = target.command(&["rm", "-rf", "--", &remote]);
+        let _ = exec(ssh, &cleanup, None, deadline, log).await;
+        result
+    }
+}
+
+const MKTEMP: [&str; 3] = ["mktemp", "-d", "/tmp/scriptjig-XXXXXX"];
+
+#[async_trait]
+impl Jig for ScriptJig {
+    async fn run(&self, cx: RunContext) -> Outcome {
+        let deadline = Instant::now() + self.config.timeout;
+        let scripts = self.scripts_for(&cx.role)?;
+        let tmp = tempfile::Builder::new()
+            .prefix("scriptjig-")
+            .tempdir_in(&self.config.work_dir)
+            .map_err(|e| JigError::Io {
+                operation: "create a run directory in",
+                path: self.config.work_dir.clone(),
+                message: e.to_string(),
+            })?;
+        let mut notes = Vec::new();
+        write_attrs(&tmp.path().join("attrs"), &cx.data, &mut notes)?;
+        let mut log = Runlog::new(self.config.max_log_bytes);
+        for n in notes {
+            log.line(&n);
+        }
+        let target = match (&self.config.ssh, cx.node.address) {
+            (Some(ssh), Some(address)) => Some(SshTarget::new(ssh, address)?),
+            _ => None,
+        };
+        let ran = match &target {
+            None => {
+                self.run_local(&scripts, tmp.path(), &mut log, deadline)
+                    .await
+            }
+            Some(t) => {
+                self.run_remote(t, &scripts, tmp.path(), &mut log, deadline)
+                    .await
+            }
+        };
+        if let Err(e) = ran {
+            return Err(match e {
+                JigError::Timeout { runlog, .. } => JigError::Timeout {
+                    after_ms: self.config.timeout.as_millis() as u64,
+                    runlog,
+                },
+                e => e,
+            });
+        }
+        let walls_dir = match target {
+            None => tmp.path().join("attrs"),
+            Some(_) => tmp.path().join("back").join("attrs"),
+        };
+        let wall = read_walls(&walls_dir)?;
+        Ok(JigOutput {
+            wall,
+            runlog: log.take(),
+        })
+    }
+
+    fn timeout(&self) -> Option<Duration> {
+        Some(self.config.timeout)
+    }
+}
+
+fn invalid(what: &'static str, value: &str, reason: &'static str) -> JigError {
+    JigError::Invalid {
+        what,
+        value: value.to_owned(),
+        reason,
+    }
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+}
+
+fn check_user(user: &str) -> Result<(), JigError> {
+    let mut bytes = user.bytes();
+    let first_ok = bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_lowercase() || b == b'_');
+    if !first_ok
+        || user.len() > 32
+        || !user
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+    {
+        return Err(invalid(
+            "ssh user",
+            user,
+            "lower-case letters, digits, '_' and '-', starting with a letter or '_'",
+        ));
+    }
+    Ok(())
+}
+
+fn check_script_name(name: &str) -> Result<(), JigError> {
+    if name.starts_with(['-', '.'])
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    {
+        return Err(invalid(
+            "script name",
+            name,
+            "letters, digits, '.', '_' and '-', not starting with '-' or '.'",
+        ));
+    }
+    Ok(())
+}
+
+fn check_remote_dir(dir: &str) -> Result<(), JigError> {
+    let ok = dir
+        .strip_prefix("/tmp/scriptjig-")
+        .is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_alphanumeric()));
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(
+            "remote directory",
+            dir,
+            "mktemp returned something other than /tmp/scriptjig-XXXXXX",
+        ))
+    }
+}
+
+/// A node reached over ssh: builds the argument vectors of `ssh` and `scp`.
+#[derive(Clone, Debug)]
+pub(crate) struct SshTarget {
+    user: String,
+    address: IpAddr,
+    key: PathBuf,
+    port: u16,
+    ssh: PathBuf,
+    scp: PathBuf,
+}
+
+impl SshTarget {
+    pub(crate) fn new(config: &SshConfig, address: IpAddr) -> Result<SshTarget, JigError> {
+        check_user(&config.user)?;
+        Ok(SshTarget {
+            user: config.user.clone(),
+            address,
+            key: config.key.clone(),
+            port: config.port,
+            ssh: config.ssh_program.clone(),
+            scp: config.scp_program.clone(),
+        })
+    }
+
+    /// `user@address`.
+    pub(crate) fn destination(&self) -> String {
+        format!("{}@{}", self.user, self.address)
+    }
+
+    fn options(&self, port_flag: &str) -> Vec<OsString> {
+        vec![
+            "-i".into(),
+            self.key.clone().into_os_string(),
+            "-o".into(),
+            "BatchMode=yes".into(),
+            "-o".into(),
+            "ConnectTimeout=30".into(),
+            port_flag.into(),
+            self.port.to_string().into(),
+        ]
+    }
+
+    /// The arguments of `ssh` running `remote` (words the remote shell joins) on the node.
+    pub(crate) fn command(&self, remote: &[&str]) -> Vec<OsString> {
+        let mut args = self.options("-p");
+        args.push("--".into());
+        args.push(self.destination().into());
+        args.extend(remote.iter().map(OsString::from));
+        args
+    }
+
+    fn remote_spec(&self, path: &str) -> String {
+        match self.address {
+            IpAddr::V4(a) => format!("{}@{a}:{path}", self.user),
+            IpAddr::V6(a) => format!("{}@[{a}]:{path}", self.user),
+        }
+    }
+
+    /// The arguments of `scp` copying `local` files and directories into `remote_dir`.
+    pub(crate) fn copy_to(&self, local: &[PathBuf], remote_dir: &str) -> Vec<OsString> {
+        let mut args = self.options("-P");
+        args.push("-r".into());
+        args.push("--".into());
+        args.extend(local.iter().map(|p| p.clone().into_os_string()));
+        args.push(format!("{}/", self.remote_spec(remote_dir)).into());
+        args
+    }
+
+    /// The arguments of `scp` copying `remote` (recursively) into the local directory `local`.
+    pub(crate) fn copy_from(&self, remote: &str, local: &Path) -> Vec<OsString> {
+        let mut args = self.options("-P");
+        args.push("-r".into());
+        args.push("--".into());
+        args.push(self.remote_spec(remote).into());
+        args.push(local.to_owned().into_os_string());
+        args
+    }
+
+    fn unreachable(&self, step: &str, log: &mut Runlog) -> JigError {
+        JigError::Unreachable {
+            target: self.destination(),
+            message: format!("{step} failed with exit status 255"),
+            runlog: log.take(),
+        }
+    }
+}
+
+/// A runlog with a size cap: what goes past the cap is dropped, with a note.
+#[derive(Debug)]
+pub(crate) struct Runlog {
+    text: String,
+    max: usize,
+    dropped: usize,
+}
+
+impl Runlog {
+    pub(crate) fn new(max: usize) -> Runlog {
+        Runlog {
+            text: String::new(),
+            max,
+            dropped: 0,
+        }
+    }
+
+    pub(crate) fn push(&mut self, s: &str) {
+        let room = self.max.saturating_sub(self.text.len());
+        if s.len() <= room {
+            self.text.push_str(s);
+        } else {
+            let mut cut = room;
+            while !s.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            self.text.push_str(&s[..cut]);
+            self.dropped += s.len() - cut;
+        }
+    }
+
+    pub(crate) fn line(&mut self, s: &str) {
+        self.push(s);
+        self.push("\n");
+    }
+
+    pub(crate) fn take(&mut self) -> String {
+        let mut out = std::mem::take(&mut self.text);
+        if self.dropped > 0 {
+            out.push_str(&format!("\n[{} bytes of output dropped]\n", self.dropped));
+            self.dropped = 0;
+        }
+        out
+    }
+}
+
+struct Exit {
+    code: Option<i32>,
+    stdout: String,
+}
+
+/// Runs `program` with `args` (no shell), output to the log, killed at `deadline`.
+async fn exec(
+    program: &OsStr,
+    args: &[OsString],
+    cwd: Option<&Path>,
+    deadline: Instant,
+    log: &mut Runlog,
+) -> Result<Exit, JigError> {
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", PATH)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    if let Some(dir) = cwd {
+        cmd.current_dir(dir);
+    }
+    let child = cmd.spawn().map_err(|e| JigError::Spawn {
+        program: program.to_string_lossy().into_owned(),
+        message: e.to_string(),
+    })?;
+    match tokio::time::timeout_at(deadline, child.wait_with_output()).await {
+        Ok(Ok(out)) => {
+            let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+            log.push(&stdout);
+            log.push(&String::from_utf8_lossy(&out.stderr));
+            Ok(Exit {
+                code: out.status.code(),
+                stdout,
+            })
+        }
+        Ok(Err(e)) => Err(JigError::Spawn {
+            program: program.to_string_lossy().into_owned(),
+            message: e.to_string(),
+        }),
+        // The child is dropped with the future, and `kill_on_drop` kills it.
+        Err(_) => {
+            log.line(&format!(
+                "== killed: {} ran out of time",
+                program.to_string_lossy()
+            ));
+            Err(JigError::Timeout {
+                after_ms: 0,
+                runlog: log.take(),
+            })
+        }
+    }
+}
+
+/// Like [`exec`] for ssh/scp steps that must succeed: 255 is unreachable, other failures an
+/// error of the step.
+async fn exec_checked(
+    target: &SshTarget,
+    program: &OsStr,
+    args: &[OsString],
+    deadline: Instant,
+    log: &mut Runlog,
+) -> Result<Exit, JigError> {
+    let exit = exec(program, args, None, deadline, log).await?;
+    match exit.code {
+        Some(0) => Ok(exit),
+        Some(255) => Err(target.unreachable(&program.to_string_lossy(), log)),
+        code => Err(JigError::Script {
+            script: program.to_string_lossy().into_owned(),
+            status: code,
+            runlog: log.take(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(args: &[OsString]) -> Vec<String> {
+        args.iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn ssh_commands_are_argument_vectors_with_an_end_of_options() {
+        let cfg = SshConfig::new("crowbar", "/etc/crowbar/id_ed25519");
+        let t = SshTarget::new(&cfg, "192.168.124.81".parse().unwrap()).unwrap();
+        assert_eq!(
+            strings(&t.command(&MKTEMP)).join(" "),
+            "-i /etc/crowbar/id_ed25519 -o BatchMode=yes -o ConnectTimeout=30 -p 22 -- \
+             crowbar@192.168.124.81 mktemp -d /tmp/scriptjig-XXXXXX"
+        );
+        let to = t.copy_to(
+            &[PathBuf::from("/w/attrs"), PathBuf::from("/s/01-a.sh")],
+            "/tmp/scriptjig-AbC123",
+        );
+        assert_eq!(
+            strings(&to).join(" "),
+            "-i /etc/crowbar/id_ed25519 -o BatchMode=yes -o ConnectTimeout=30 -P 22 -r -- \
+             /w/attrs /s/01-a.sh crowbar@192.168.124.81:/tmp/scriptjig-AbC123/"
+        );
+        let v6 = SshTarget::new(&cfg, "fd00::5".parse().unwrap()).unwrap();
+        let from = v6.copy_from("/tmp/scriptjig-x1/attrs", Path::new("/w/back"));
+        assert_eq!(
+            strings(&from)[8..].join(" "),
+            "-r -- crowbar@[fd00::5]:/tmp/scriptjig-x1/attrs /w/back"
+        );
+    }
+
+    #[test]
+    fn hostile_names_are_refused() {
+        for user in ["root;reboot", "-oProxyCommand=x", "", "Root", "a b"] {
+            let err = SshTarget::new(&SshConfig::new(user, "/k"), "10.0.0.1".parse().unwrap());
+            assert!(
+                matches!(
+                    err,
+                    Err(JigError::Invalid {
+                        what: "ssh user",
+                        ..
+                    })
+                ),
+                "{user}"
+            );
+        }
+        assert!(check_script_name("01-install.sh").is_ok());
+        for name in ["-rf.sh", "a;b.sh", "$(x).sh", ".hidden.sh", "a b.sh"] {
+            assert!(check_script_name(name).is_err(), "{name}");
+        }
+        assert!(check_remote_dir("/tmp/scriptjig-Ab12xZ").is_ok());
+        for dir in [
+            "/tmp/scriptjig-",
+            "/tmp/scriptjig-a;rm",
+            "/home/x",
+            "/tmp/scriptjig-a/../b",
+        ] {
+            assert!(check_remote_dir(dir).is_err(), "{dir}");
+        }
+        let cfg = ScriptConfig {
+            ssh: Some(SshConfig::new("bad user", "/k")),
+            ..ScriptConfig::new("/s")
+        };
+        assert!(ScriptJig::new(cfg).is_err());
+    }
+
+    #[test]
+    fn runlog_is_capped() {
+        let mut log = Runlog::new(5);
+        log.push("abc");
+        log.push("défg");
+        assert_eq!(log.take(), "abcd\n[4 bytes of output dropped]\n");
+    }
+}
