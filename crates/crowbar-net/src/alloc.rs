@@ -5,7 +5,7 @@
 //! one ordered lookup, and taking or giving back an address splits or merges at most two
 //! intervals: every operation is O(log n) in the number of allocations, however full the range.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
 use crate::addr::{to_int, with_prefix};
@@ -46,7 +46,7 @@ pub struct RangeAllocator {
     free: BTreeMap<u128, u128>,
     /// Held addresses → node; the router's reserved address is in neither map.
     owners: BTreeMap<u128, NodeId>,
-    by_node: BTreeMap<NodeId, u128>,
+    by_node: HashMap<NodeId, u128>,
     reserved: Option<u128>,
 }
 
@@ -68,7 +68,7 @@ impl RangeAllocator {
             range,
             free,
             owners: BTreeMap::new(),
-            by_node: BTreeMap::new(),
+            by_node: HashMap::new(),
             reserved: None,
         };
         if let Some(router) = network.router() {

@@ -25,7 +25,15 @@ const LOW_40_BITS: u64 = (1 << 40) - 1;
 /// assert_eq!(interface_id("NewTest.Cr0wbar.COM"), 0x493d_5d20_8c33_0f07);
 /// ```
 pub fn interface_id(fqdn: &str) -> u64 {
-    let digest = Md5::digest(fqdn.to_ascii_lowercase().as_bytes());
+    let mut md5 = Md5::new();
+    let mut buf = [0u8; 64];
+    for chunk in fqdn.as_bytes().chunks(buf.len()) {
+        let lower = &mut buf[..chunk.len()];
+        lower.copy_from_slice(chunk);
+        lower.make_ascii_lowercase();
+        md5.update(lower);
+    }
+    let digest = md5.finalize();
     let mut last = [0u8; 8];
     last.copy_from_slice(&digest[8..16]);
     u64::from_be_bytes(last)

@@ -253,23 +253,22 @@ impl Networks {
             RangeKind::Host
         };
         let v6_net = entry.network.v6_net();
-        let name = entry.network.name().to_owned();
-        let missing = |range: RangeKind| NetError::MissingRange {
-            network: name.clone(),
+        let missing = |entry: &Entry, range: RangeKind| NetError::MissingRange {
+            network: entry.network.name().to_owned(),
             range,
         };
         let mut made = Vec::new();
 
-        let first = entry
-            .allocator_mut(&primary)
-            .ok_or_else(|| missing(primary.clone()))?;
+        let Some(first) = entry.allocator_mut(&primary) else {
+            return Err(missing(entry, primary));
+        };
         if first.get(node).is_none() {
             made.push(first.allocate(node, v4_hint.map(IpAddr::V4))?);
         }
 
         if let Some(prefix) = v6_net {
             let result = match entry.allocator_mut(&RangeKind::HostV6) {
-                None => Err(missing(RangeKind::HostV6)),
+                None => Err(missing(entry, RangeKind::HostV6)),
                 Some(v6) if v6.get(node).is_some() => Ok(None),
                 Some(v6) => {
                     let auto = IpAddr::V6(ipv6::host_address(prefix, fqdn));
