@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 
-use ipnet::IpNet;
+use ipnet::{IpNet, Ipv6Net};
 
 use crate::model::{NetworkId, NodeId, RangeKind};
 
@@ -115,6 +115,18 @@ pub enum NetError {
         network: String,
         /// Its id.
         id: NetworkId,
+    },
+    /// A `host-v6` range that is not IPv6, or lies outside the network's v6 prefix.
+    #[error("network {network}: range host-v6 {first}..{last} must be IPv6 and inside the v6 prefix{}", prefix.map(|p| format!(" {p}")).unwrap_or_default())]
+    HostV6Range {
+        /// The network.
+        network: String,
+        /// The range's first address.
+        first: IpNet,
+        /// The range's last address.
+        last: IpNet,
+        /// The network's v6 prefix, if it has one.
+        prefix: Option<Ipv6Net>,
     },
     /// Two ranges of one network share a name.
     #[error("network {network}: range {range} is defined twice")]

@@ -214,7 +214,7 @@ pub enum UlaForm {
 }
 
 /// How `auto` v6 prefixes are made: the site's 40-bit global id, drawn at random once by the
-/// caller and stored, and the form.
+/// caller and stored, and the form. (`Default`, global id 0, is for tests only.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub struct UlaConfig {
     /// The global id; only the low 40 bits are used.
@@ -781,6 +781,21 @@ impl Network {
         let mut ranges: Vec<NetworkRange> = Vec::with_capacity(spec.ranges.len() + 1);
         for range_spec in &spec.ranges {
             let range = NetworkRange::new(&name, range_spec)?;
+            if range.kind == RangeKind::HostV6 {
+                let inside = match (range.first, v6_net) {
+                    (IpNet::V6(first), Some(prefix)) => prefix.contains(&first.addr()),
+                    (IpNet::V6(_), None) => true,
+                    (IpNet::V4(_), _) => false,
+                };
+                if !inside || range.first.prefix_len() < v6_net.map_or(0, |p| p.prefix_len()) {
+                    return Err(NetError::HostV6Range {
+                        network: name,
+                        first: range.first,
+                        last: range.last,
+                        prefix: v6_net,
+                    });
+                }
+            }
             if let Some(other) = ranges.iter().find(|r| r.kind == range.kind) {
                 return Err(NetError::DuplicateRange {
                     network: name,

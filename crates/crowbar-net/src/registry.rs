@@ -55,6 +55,9 @@ impl Networks {
 
     /// The registry rebuilt from stored networks and allocations, with every check of
     /// [`insert`](Self::insert) and [`RangeAllocator::from_allocations`].
+    ///
+    /// The next id given by [`add`](Self::add) is one above the highest stored id, so the id of
+    /// a removed network above all others may be used again (its allocations went with it).
     pub fn restore(
         ula: UlaConfig,
         networks: impl IntoIterator<Item = Network>,
@@ -226,9 +229,10 @@ impl Networks {
     /// 1. an address from the `admin` range if `is_admin` and the network has one, else from
     ///    the `host` range ([`NetError::MissingRange`] if there is none): `v4_hint` if it is
     ///    free and in that range, else the lowest free address;
-    /// 2. when the network has a v6 prefix, an address from its `host-v6` range: `v6_hint` if
-    ///    free and in range, else [`ipv6::host_address`]`(prefix, fqdn)` if free, else the
-    ///    lowest free one.
+    /// 2. when the network has a `host-v6` range (every network with a v6 prefix has one), an
+    ///    address from it: `v6_hint` if free and in range, else
+    ///    [`ipv6::host_address`]`(prefix, fqdn)` if the network has a prefix and that address
+    ///    is free, else the lowest free one.
     ///
     /// Returns the allocations made by this call, for the caller to write in the same batch
     /// as the noderole; a range where the node already holds an address is left as it is and
@@ -266,23 +270,17 @@ impl Networks {
             made.push(first.allocate(node, v4_hint.map(IpAddr::V4))?);
         }
 
-        if let Some(prefix) = v6_net {
-            let result = match entry.allocator_mut(&RangeKind::HostV6) {
-                None => Err(missing(entry, RangeKind::HostV6)),
-                Some(v6) if v6.get(node).is_some() => Ok(None),
-                Some(v6) => {
-                    let auto = IpAddr::V6(ipv6::host_address(prefix, fqdn));
-                    let hint = v6_hint
-                        .map(IpAddr::V6)
-                        .filter(|&h| v6.is_free(h))
-                        .unwrap_or(auto);
-                    v6.allocate(node, Some(hint)).map(Some)
-                }
-            };
-            match result {
-                Ok(Some(allocation)) => made.push(allocation),
-                Ok(None) => {}
+        if let Some(v6) = entry.allocator_mut(&RangeKind::HostV6)
+            && v6.get(node).is_none()
+        {
+            let hint = v6_hint
+                .map(IpAddr::V6)
+                .filter(|&h| v6.is_free(h))
+                .or_else(|| v6_net.map(|prefix| IpAddr::V6(ipv6::host_address(prefix, fqdn))));
+            match v6.allocate(node, hint) {
+                Ok(allocation) => made.push(allocation),
                 Err(err) => {
+                    // All or nothing: give back what the first step took.
                     if !made.is_empty()
                         && let Some(first) = entry.allocator_mut(&primary)
                     {

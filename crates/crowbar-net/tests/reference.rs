@@ -705,3 +705,72 @@ fn validation_of_v6_prefixes() {
         })
     );
 }
+
+#[test]
+fn host_v6_range_must_be_ipv6_inside_the_prefix() {
+    let prefix = v6net("fd00:1:2:3::/64");
+    let err = Network::new(
+        NetworkId(1),
+        spec("n", "1g0").v6prefix(V6Prefix::Explicit(prefix)).range(
+            RangeKind::HostV6,
+            net("fd00:1:2:4::1/64"),
+            net("fd00:1:2:4::9/64"),
+        ),
+        UlaConfig::new(1),
+    );
+    assert_eq!(
+        err,
+        Err(NetError::HostV6Range {
+            network: "n".into(),
+            first: net("fd00:1:2:4::1/64"),
+            last: net("fd00:1:2:4::9/64"),
+            prefix: Some(prefix),
+        })
+    );
+    assert_eq!(
+        err.unwrap_err().to_string(),
+        "network n: range host-v6 fd00:1:2:4::1/64..fd00:1:2:4::9/64 must be IPv6 and inside the v6 prefix fd00:1:2:3::/64"
+    );
+    let err = Network::new(
+        NetworkId(1),
+        spec("n", "1g0").range(RangeKind::HostV6, net("10.0.0.1/24"), net("10.0.0.9/24")),
+        UlaConfig::new(1),
+    );
+    assert!(matches!(
+        err,
+        Err(NetError::HostV6Range { prefix: None, .. })
+    ));
+}
+
+#[test]
+fn host_v6_range_without_prefix_allocates_hint_or_lowest() {
+    // As Crowbar: the v6 step runs whenever a host-v6 range exists; with no prefix there is no
+    // automatic address, so the hint or the lowest free address is used.
+    let mut nets = registry();
+    let id = nets
+        .add(
+            spec("n", "1g0")
+                .range(RangeKind::Host, net("10.0.0.1/24"), net("10.0.0.9/24"))
+                .range(
+                    RangeKind::HostV6,
+                    net("fd00:9::10/64"),
+                    net("fd00:9::20/64"),
+                ),
+        )
+        .unwrap();
+    let made = nets
+        .allocate_node(id, NodeId(1), "a.example", false, None, None)
+        .unwrap();
+    assert_eq!(made[1].address, net("fd00:9::10/64"));
+    let made = nets
+        .allocate_node(
+            id,
+            NodeId(2),
+            "b.example",
+            false,
+            None,
+            "fd00:9::1f".parse().ok(),
+        )
+        .unwrap();
+    assert_eq!(made[1].address, net("fd00:9::1f/64"));
+}
