@@ -120,3 +120,12 @@ fn concurrent_binds_never_collide() {
         }
     }
 }
+
+#[test]
+fn the_registry_and_its_parts_are_send_and_sync() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Networks>();
+    send_sync::<crowbar_net::RangeAllocator>();
+    send_sync::<crowbar_net::Network>();
+    send_sync::<crowbar_net::NetError>();
+}
