@@ -114,13 +114,22 @@ pub enum AnnealEvent {
 
 /// A subscription to the driver's events.
 #[derive(Debug)]
-pub struct Events(broadcast::Receiver<AnnealEvent>);
+pub struct Events {
+    rx: broadcast::Receiver<AnnealEvent>,
+    stopped: bool,
+}
 
 impl Events {
-    /// The next event; `None` once the driver has stopped and every event was read.
+    /// The next event; `None` after [`AnnealEvent::Stopped`].
     pub async fn recv(&mut self) -> Option<AnnealEvent> {
-        match self.0.recv().await {
-            Ok(e) => Some(e),
+        if self.stopped {
+            return None;
+        }
+        match self.rx.recv().await {
+            Ok(e) => {
+                self.stopped = e == AnnealEvent::Stopped;
+                Some(e)
+            }
             Err(broadcast::error::RecvError::Lagged(n)) => Some(AnnealEvent::Lagged(n)),
             Err(broadcast::error::RecvError::Closed) => None,
         }
@@ -229,7 +238,10 @@ impl AnnealHandle {
 
     /// Subscribes to events from now on.
     pub fn subscribe(&self) -> Events {
-        Events(self.events.subscribe())
+        Events {
+            rx: self.events.subscribe(),
+            stopped: false,
+        }
     }
 
     /// Stops: no new runs start; runs in progress get [`DriverConfig::stop_grace`] to finish,

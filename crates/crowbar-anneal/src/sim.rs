@@ -299,6 +299,11 @@ impl Simulation {
     /// Runs until nothing is left to do (no run, no pending event, no deadline), then
     /// reports.
     pub fn run(mut self) -> SimReport {
+        self.run_to_end()
+    }
+
+    /// Like [`Simulation::run`], keeping the simulation (and its annealer) to inspect after.
+    pub fn run_to_end(&mut self) -> SimReport {
         let mut steps = 0usize;
         loop {
             self.drain();
@@ -332,7 +337,7 @@ impl Simulation {
         }
         self.report.end = self.now;
         self.report.status = self.annealer.status();
-        self.report
+        self.report.clone()
     }
 
     fn apply(&mut self, p: Pending) {

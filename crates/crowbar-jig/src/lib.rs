@@ -52,7 +52,6 @@
 //! data as `attrs/<path>/attr` files; scripts answer by writing `attrs/<path>/wall` files:
 //!
 //! ```
-//! # #[cfg(unix)] {
 //! use std::os::unix::fs::PermissionsExt;
 //! use crowbar_core::{Fqdn, NodeId, NodeRoleId};
 //! use crowbar_jig::{Jig, NodeInfo, RunContext, ScriptConfig, ScriptJig};
@@ -76,8 +75,6 @@
 //! assert_eq!(out.wall, Some(json!({"ntp": {"synced_to": "pool.ntp.org"}})));
 //! assert!(out.runlog.contains("configured"));
 //! # Ok(()) }
-//! # }
-//! # #[cfg(not(unix))] fn main() {}
 //! ```
 #![deny(missing_docs)]
 

@@ -1,0 +1,232 @@
+//! The built-in jigs against real processes: scripts in a temporary directory.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::Duration;
+
+use crowbar_core::{Fqdn, NodeId, NodeRoleId};
+use crowbar_jig::{
+    Jig, JigError, JigOutput, JigRegistry, NodeInfo, NoopJig, RunContext, ScriptConfig, ScriptJig,
+    TestJig,
+};
+use serde_json::json;
+
+fn node() -> NodeInfo {
+    NodeInfo::new(NodeId(1), Fqdn::new("n1.example.com").unwrap())
+}
+
+fn script(dir: &Path, role: &str, name: &str, body: &str) {
+    let d = dir.join("scripts").join(role);
+    std::fs::create_dir_all(&d).unwrap();
+    let p = d.join(name);
+    std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+fn jig(dir: &Path, timeout: Duration) -> ScriptJig {
+    let mut config = ScriptConfig::new(dir.join("scripts"));
+    config.work_dir = dir.to_owned();
+    config.timeout = timeout;
+    ScriptJig::new(config).unwrap()
+}
+
+fn leftovers(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("scriptjig-"))
+        .collect()
+}
+
+#[tokio::test]
+async fn scripts_run_in_order_over_the_attrs_tree_and_their_walls_come_back() {
+    let dir = tempfile::tempdir().unwrap();
+    script(
+        dir.path(),
+        "ntp",
+        "10-second.sh",
+        "set -e\nmkdir -p attrs/ntp/order\necho \"$(cat attrs/ntp/order/wall)-second\" > attrs/ntp/order/wall.new\nmv attrs/ntp/order/wall.new attrs/ntp/order/wall\necho second ran",
+    );
+    script(
+        dir.path(),
+        "ntp",
+        "01-first.sh",
+        "set -e\nmkdir -p attrs/ntp/order attrs/ntp/count attrs/ntp/on\necho first > attrs/ntp/order/wall\n\
+         ls attrs/ntp/servers | wc -l | tr -d ' ' > attrs/ntp/count/wall\necho true > attrs/ntp/on/wall\n\
+         echo to-stderr >&2",
+    );
+    script(dir.path(), "ntp", "README", "exit 1");
+    let cx = RunContext::new(NodeRoleId(3), "ntp", node())
+        .with_data(json!({"ntp": {"servers": ["a.pool", "b.pool", "c.pool"]}}));
+    let out = jig(dir.path(), Duration::from_secs(60))
+        .run(cx)
+        .await
+        .unwrap();
+    assert_eq!(
+        out.wall,
+        Some(json!({"ntp": {"order": "first-second", "count": 3, "on": true}}))
+    );
+    assert_eq!(
+        out.runlog,
+        "== 01-first.sh\nto-stderr\n== 10-second.sh\nsecond ran\n"
+    );
+    assert!(
+        leftovers(dir.path()).is_empty(),
+        "the run directory is removed"
+    );
+}
+
+#[tokio::test]
+async fn a_failing_script_stops_the_run_with_its_status_and_output() {
+    let dir = tempfile::tempdir().unwrap();
+    script(dir.path(), "db", "01-ok.sh", "echo fine");
+    script(
+        dir.path(),
+        "db",
+        "02-bad.sh",
+        "echo 'disk full' >&2; exit 3",
+    );
+    script(dir.path(), "db", "03-never.sh", "echo never");
+    script(dir.path(), "retry", "01-later.sh", "exit 75");
+    let j = jig(dir.path(), Duration::from_secs(60));
+    let err = j
+        .run(RunContext::new(NodeRoleId(1), "db", node()))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        JigError::Script {
+            script: "02-bad.sh".into(),
+            status: Some(3),
+            runlog: "== 01-ok.sh\nfine\n== 02-bad.sh\ndisk full\n".into(),
+        }
+    );
+    assert!(!err.retryable());
+    let err = j
+        .run(RunContext::new(NodeRoleId(1), "retry", node()))
+        .await
+        .unwrap_err();
+    assert!(err.retryable(), "exit 75 is EX_TEMPFAIL");
+    let err = j
+        .run(RunContext::new(NodeRoleId(1), "none", node()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, JigError::NoScripts { ref role, .. } if role == "none"));
+    let err = j
+        .run(RunContext::new(NodeRoleId(1), "../db", node()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            JigError::Invalid {
+                what: "role name",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_script_past_the_time_limit_is_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("pid");
+    script(
+        dir.path(),
+        "hang",
+        "01-hang.sh",
+        &format!(
+            "echo started\necho $$ > {}\nexec sleep 600",
+            pidfile.display()
+        ),
+    );
+    let err = jig(dir.path(), Duration::from_millis(300))
+        .run(RunContext::new(NodeRoleId(1), "hang", node()))
+        .await
+        .unwrap_err();
+    match &err {
+        JigError::Timeout { after_ms, runlog } => {
+            assert_eq!(*after_ms, 300);
+            assert!(runlog.contains("ran out of time"), "{runlog}");
+        }
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    assert!(err.retryable());
+    // The child is gone: kill -0 fails once it has been reaped.
+    let pid = std::fs::read_to_string(&pidfile).unwrap().trim().to_owned();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let alive = std::process::Command::new("kill")
+            .args(["-0", &pid])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap()
+            .success();
+        if !alive {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pid {pid} still alive"
+        );
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test]
+async fn scripts_see_a_clean_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    script(
+        dir.path(),
+        "env",
+        "01-env.sh",
+        "mkdir -p attrs/env/count && env | grep -cv '^PWD=\\|^SHLVL=\\|^_=\\|^PATH=' > attrs/env/count/wall || true",
+    );
+    let out = jig(dir.path(), Duration::from_secs(60))
+        .run(RunContext::new(NodeRoleId(1), "env", node()))
+        .await
+        .unwrap();
+    assert_eq!(out.wall, Some(json!({"env": {"count": 0}})));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_test_jig_follows_its_data_like_crowbars() {
+    let t = TestJig;
+    let cx = |role: &str, data| RunContext::new(NodeRoleId(1), role, node()).with_data(data);
+    let start = tokio::time::Instant::now();
+    let out = t
+        .run(cx("t", json!({"test": {"delay_ms": 2500}})))
+        .await
+        .unwrap();
+    assert_eq!(start.elapsed(), Duration::from_millis(2500));
+    assert_eq!(
+        out.wall,
+        Some(json!({"test": {"ran": true, "attempt": 1, "node": "n1.example.com"}}))
+    );
+    let err = t.run(cx("test-fails", json!({}))).await.unwrap_err();
+    assert!(!err.retryable());
+    let err = t
+        .run(cx(
+            "t",
+            json!({"test": {"fail": "nope", "retryable": true}}),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.to_string(), "nope");
+    assert!(err.retryable());
+    let flaky = json!({"test": {"fail_attempts": 1}});
+    assert!(t.run(cx("t", flaky.clone())).await.is_err());
+    assert!(t.run(cx("t", flaky).with_attempt(2)).await.is_ok());
+}
+
+#[tokio::test]
+async fn noop_succeeds_at_once_and_the_registry_finds_jigs_by_name() {
+    let reg = JigRegistry::with_builtins();
+    let cx = RunContext::new(NodeRoleId(1), "x", node());
+    assert_eq!(NoopJig.run(cx.clone()).await, Ok(JigOutput::empty()));
+    assert!(!reg.get("noop").unwrap().needs_data());
+    assert!(reg.get("test").unwrap().run_now(&cx).is_none());
+    assert!(reg.get("script").is_none());
+}
