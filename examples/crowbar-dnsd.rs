@@ -16,6 +16,8 @@
 //! # reload_interval_ms = 200           # also re-read the hosts file when it changes
 //! ```
 //!
+//! `--write-zones DIR` writes the zones as master files and exits.
+//!
 //! SIGHUP re-reads the hosts file; SIGINT or SIGTERM stop the server.
 
 use std::net::SocketAddr;
@@ -34,6 +36,10 @@ struct Args {
     /// The TOML configuration file.
     #[arg(long, short)]
     config: PathBuf,
+    /// Write the zones as master files (`<origin>zone`) into this directory and exit, e.g.
+    /// to serve the same data from NSD.
+    #[arg(long)]
+    write_zones: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -135,7 +141,7 @@ fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,hickory_server=warn")),
         )
         .init();
     let text = std::fs::read_to_string(&args.config)
@@ -143,6 +149,18 @@ fn main() -> anyhow::Result<()> {
     let raw: RawConfig = toml::from_str(&text).context("parsing the config")?;
     let dir = args.config.parent().unwrap_or(Path::new("."));
     let config = raw.validate(dir)?;
+    if let Some(out) = args.write_zones {
+        let hosts = read_hosts(&config.hosts_file, &config.zone.domain)?;
+        let snapshot = crowbar_dns::Snapshot::build(config.zone, &hosts, config.serial)?;
+        std::fs::create_dir_all(&out)?;
+        for zone in snapshot.zone_files() {
+            let path = out.join(format!("{}zone", zone.origin));
+            std::fs::write(&path, zone.text)
+                .with_context(|| format!("writing {}", path.display()))?;
+            println!("{} {}", zone.origin, path.display());
+        }
+        return Ok(());
+    }
     let runtime = if config.worker_threads == 1 {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -111,6 +111,10 @@ pub(crate) fn build(
     }
     b.finish_apexes();
     b.add_empty_non_terminals();
+    for e in b.entries.values_mut() {
+        e.rrsets.shrink_to_fit();
+    }
+    b.entries.shrink_to_fit();
     let zone_index = b
         .zones
         .iter()

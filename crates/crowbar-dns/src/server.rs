@@ -186,6 +186,9 @@ fn bind_udp(addr: SocketAddr, reuse_port: bool) -> Result<UdpSocket, DnsError> {
     if reuse_port {
         sock.set_reuse_port(true).map_err(err)?;
     }
+    // Room for bursts while the serving thread is descheduled; the kernel caps it.
+    let _ = sock.set_recv_buffer_size(4 << 20);
+    let _ = sock.set_send_buffer_size(1 << 20);
     sock.set_nonblocking(true).map_err(err)?;
     sock.bind(&addr.into()).map_err(err)?;
     UdpSocket::from_std(sock.into()).map_err(err)
