@@ -67,14 +67,14 @@ impl Cluster {
         }
         self.check_bindable(role, node, deployment)?;
         let mut parents: Vec<NodeRoleId> = Vec::new();
-        for parent_role in self.parent_roles(role) {
-            let parent_name = self.get_role(parent_role)?.name.clone();
-            let found = match self.on_node(parent_role, &parent_name, node) {
+        let parent_roles = self.parent_roles(role).to_vec();
+        for parent_role in parent_roles {
+            let found = match self.on_node(parent_role, node) {
                 Some(nr) => nr,
                 None if self.role_has(parent_role, RoleFlag::Implicit) => {
                     self.bind_inner(parent_role, node, deployment)?
                 }
-                None => match self.in_deployment_chain(parent_role, &parent_name, deployment) {
+                None => match self.in_deployment_chain(parent_role, deployment) {
                     Some(nr) => nr,
                     None => self.bind_inner(parent_role, node, deployment)?,
                 },
@@ -127,29 +127,34 @@ impl Cluster {
         if !missing.is_empty() {
             return Err(CoreError::UnresolvedRequirements {
                 role: r.name.clone(),
-                missing,
+                missing: missing.to_vec(),
             });
         }
-        for existing in self.noderoles_on(node) {
-            let e = self.get_role(self.nr(*existing).role)?;
-            let clash = r.conflicts.contains(&e.name)
-                || e.conflicts.contains(&r.name)
-                || e.provides.contains(&r.name)
-                || r.provides.contains(&e.name)
-                || r.provides.iter().any(|p| e.provides.contains(p));
-            if clash {
-                return Err(CoreError::Conflict {
-                    role: r.name.clone(),
-                    node: n.name.to_string(),
-                    existing: e.name.clone(),
-                });
+        let clashes = &self.role_index.clashes[role.index()];
+        if !clashes.is_empty() {
+            for existing in self.noderoles_on(node) {
+                let e = self.nr(*existing).role;
+                if clashes.contains(&e) {
+                    return Err(CoreError::Conflict {
+                        role: r.name.clone(),
+                        node: n.name.to_string(),
+                        existing: self.get_role(e)?.name.clone(),
+                    });
+                }
             }
         }
         Ok(())
     }
 
-    /// Required role names that do not exist, following requirements transitively.
-    pub fn missing_requirements(&self, role: RoleId) -> Vec<String> {
+    /// Required role names that do not exist, following requirements transitively, sorted.
+    pub fn missing_requirements(&self, role: RoleId) -> &[String] {
+        self.role_index
+            .missing
+            .get(role.index())
+            .map_or(&[], Vec::as_slice)
+    }
+
+    pub(crate) fn compute_missing(&self, role: RoleId) -> Vec<String> {
         let mut missing = Vec::new();
         let mut seen = std::collections::HashSet::new();
         let mut stack = vec![role];
@@ -170,35 +175,32 @@ impl Cluster {
         missing
     }
 
-    /// A noderole on `node` of `role`, or of a role that provides `name`.
-    fn on_node(&self, role: RoleId, name: &str, node: NodeId) -> Option<NodeRoleId> {
+    /// The roles that provide `role`'s name.
+    fn providers(&self, role: RoleId) -> &[RoleId] {
+        self.role(role)
+            .and_then(|r| self.role_index.providers.get(&r.name))
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// A noderole on `node` of `role`, or of a role that provides it.
+    fn on_node(&self, role: RoleId, node: NodeId) -> Option<NodeRoleId> {
         self.noderole_for(role, node).or_else(|| {
-            self.noderoles_on(node).iter().copied().find(|nr| {
-                self.role(self.nr(*nr).role)
-                    .is_some_and(|r| r.provides.iter().any(|p| p == name))
-            })
+            self.providers(role)
+                .iter()
+                .find_map(|p| self.noderole_for(*p, node))
         })
     }
 
     /// The first noderole of `role` (or of a provider of `name`) found walking up the deployment
     /// tree from `deployment`.
-    fn in_deployment_chain(
-        &self,
-        role: RoleId,
-        name: &str,
-        deployment: DeploymentId,
-    ) -> Option<NodeRoleId> {
-        let providers: Vec<RoleId> = self
-            .roles()
-            .filter(|r| r.provides.iter().any(|p| p == name))
-            .map(|r| r.id)
-            .collect();
+    fn in_deployment_chain(&self, role: RoleId, deployment: DeploymentId) -> Option<NodeRoleId> {
+        let providers = self.providers(role);
         let mut dep = Some(deployment);
         while let Some(d) = dep {
             if let Some(nr) = self.noderoles_of(d, role).first() {
                 return Some(*nr);
             }
-            for p in &providers {
+            for p in providers {
                 if let Some(nr) = self.noderoles_of(d, *p).first() {
                     return Some(*nr);
                 }

@@ -3,7 +3,11 @@
 //! `binding` are built from.
 
 use std::any::{Any, TypeId};
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+/// The model's hash maps: keys are our own ids and names, so a fast hasher is safe enough; the
+/// seed is still random per map.
+pub(crate) type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -23,6 +27,20 @@ pub(crate) struct Links {
     pub(crate) children: Vec<NodeRoleId>,
     /// How many parents are not ACTIVE: the noderole is activatable when this is 0.
     pub(crate) inactive_parents: u32,
+}
+
+/// Derived facts about roles, rebuilt whenever a role is created or changed (roles are few):
+/// what binding asks for every noderole, answered without string lookups.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct RoleIndex {
+    /// Resolved parent roles, by role id.
+    pub(crate) parents: Vec<Vec<RoleId>>,
+    /// Required names that do not resolve, transitively, by role id.
+    pub(crate) missing: Vec<Vec<String>>,
+    /// Roles that cannot share a node with this one, by role id.
+    pub(crate) clashes: Vec<Vec<RoleId>>,
+    /// Roles providing each name.
+    pub(crate) providers: HashMap<String, Vec<RoleId>>,
 }
 
 /// Per-node index: its noderoles and how many are in TRANSITION or ERROR.
@@ -105,7 +123,7 @@ struct Mark {
 /// Typed extension state that layers above the core keep inside the cluster (the network
 /// registry, for instance), so their hooks can reach it through `&mut Cluster`.
 #[derive(Default)]
-pub struct Extensions(HashMap<TypeId, Box<dyn Any + Send>>);
+pub struct Extensions(std::collections::HashMap<TypeId, Box<dyn Any + Send>>);
 
 impl Extensions {
     /// The value of type `T`, if one was inserted.
@@ -150,6 +168,7 @@ pub struct Cluster {
     pub(crate) links: Vec<Links>,
     pub(crate) by_role_node: HashMap<(RoleId, NodeId), NodeRoleId>,
     pub(crate) by_deployment_role: HashMap<(DeploymentId, RoleId), Vec<NodeRoleId>>,
+    pub(crate) role_index: RoleIndex,
     hooks_by_name: HashMap<String, Arc<dyn RoleHooks>>,
     hooks_by_role: Vec<Option<Arc<dyn RoleHooks>>>,
     clock: Arc<dyn Clock>,
@@ -205,19 +224,20 @@ impl Cluster {
         Cluster {
             nodes: vec![None],
             node_index: vec![NodeIndex::default()],
-            node_by_name: HashMap::new(),
-            node_by_alias: HashMap::new(),
+            node_by_name: HashMap::default(),
+            node_by_alias: HashMap::default(),
             roles: vec![None],
-            role_by_name: HashMap::new(),
+            role_by_name: HashMap::default(),
             deployments: vec![None],
-            deployment_by_name: HashMap::new(),
+            deployment_by_name: HashMap::default(),
             deployment_counts: vec![[0; 6]],
-            deployment_roles: HashMap::new(),
+            deployment_roles: HashMap::default(),
             noderoles: vec![None],
             links: vec![Links::default()],
-            by_role_node: HashMap::new(),
-            by_deployment_role: HashMap::new(),
-            hooks_by_name: HashMap::new(),
+            by_role_node: HashMap::default(),
+            by_deployment_role: HashMap::default(),
+            role_index: RoleIndex::default(),
+            hooks_by_name: HashMap::default(),
             hooks_by_role: vec![None],
             clock,
             extensions: Extensions::default(),
@@ -270,6 +290,7 @@ impl Cluster {
                 c.link_raw(e.parent, e.child);
             }
         }
+        c.refresh_role_index();
         c.loaded_records = snapshot.records;
         c.pending = Pending {
             nr_flags: vec![0; c.noderoles.len()],
@@ -658,9 +679,14 @@ impl Cluster {
     }
 
     fn rollback(&mut self, mark: Mark) {
+        let mut roles_changed = false;
         while self.undo.len() > mark.undo {
             let step = self.undo.pop().expect("length checked");
+            roles_changed |= matches!(step, Undo::RoleCreated(_) | Undo::Role(_));
             self.apply_undo(step);
+        }
+        if roles_changed {
+            self.refresh_role_index();
         }
         let p = &mut self.pending;
         p.nodes.truncate(mark.nodes);

@@ -237,6 +237,7 @@ impl Cluster {
             let id = role.id;
             c.insert_role(role);
             c.check_role_cycles(id)?;
+            c.refresh_role_index();
             c.update_role_cohorts();
             Ok(id)
         })
@@ -254,13 +255,21 @@ impl Cluster {
             r.requires.push(requires.to_owned());
             c.replace_role(r);
             c.check_role_cycles(role)?;
+            c.refresh_role_index();
             c.update_role_cohorts();
             Ok(())
         })
     }
 
     /// The resolved parent roles of a role (requirements that exist).
-    pub fn parent_roles(&self, role: RoleId) -> Vec<RoleId> {
+    pub fn parent_roles(&self, role: RoleId) -> &[RoleId] {
+        self.role_index
+            .parents
+            .get(role.index())
+            .map_or(&[], Vec::as_slice)
+    }
+
+    fn resolve_parents(&self, role: RoleId) -> Vec<RoleId> {
         self.role(role).map_or_else(Vec::new, |r| {
             r.requires
                 .iter()
@@ -269,11 +278,46 @@ impl Cluster {
         })
     }
 
+    /// Rebuilds the derived role facts (parents, missing requirements, clashes, providers).
+    pub(crate) fn refresh_role_index(&mut self) {
+        let bound = self.roles.len();
+        let mut index = crate::cluster::RoleIndex {
+            parents: (0..bound)
+                .map(|i| self.resolve_parents(RoleId(i as u64)))
+                .collect(),
+            ..Default::default()
+        };
+        for r in self.roles() {
+            for p in &r.provides {
+                index.providers.entry(p.clone()).or_default().push(r.id);
+            }
+        }
+        let roles: Vec<&Role> = self.roles().collect();
+        index.clashes = vec![Vec::new(); bound];
+        for a in &roles {
+            for b in &roles {
+                let clash = a.conflicts.contains(&b.name)
+                    || b.conflicts.contains(&a.name)
+                    || b.provides.contains(&a.name)
+                    || a.provides.contains(&b.name)
+                    || a.provides.iter().any(|p| b.provides.contains(p));
+                if clash && a.id != b.id {
+                    index.clashes[a.id.index()].push(b.id);
+                }
+            }
+        }
+        self.role_index = index;
+        let missing = (0..bound)
+            .map(|i| self.compute_missing(RoleId(i as u64)))
+            .collect();
+        self.role_index.missing = missing;
+    }
+
     fn check_role_cycles(&self, start: RoleId) -> Result<(), CoreError> {
         // Depth-first search from `start` along resolved requirements; reaching `start` again
         // closes a cycle, reported as the path of names.
         let mut path = vec![start];
-        let mut iters = vec![self.parent_roles(start).into_iter()];
+        let mut iters = vec![self.resolve_parents(start).into_iter()];
         let mut seen = std::collections::HashSet::new();
         while let Some(it) = iters.last_mut() {
             match it.next() {
@@ -288,7 +332,7 @@ impl Cluster {
                 Some(next) => {
                     if seen.insert(next) {
                         path.push(next);
-                        iters.push(self.parent_roles(next).into_iter());
+                        iters.push(self.resolve_parents(next).into_iter());
                     }
                 }
                 None => {
@@ -314,8 +358,8 @@ impl Cluster {
             }
             let v = c
                 .parent_roles(id)
-                .into_iter()
-                .map(|p| cohort(c, p, memo) + 1)
+                .iter()
+                .map(|p| cohort(c, *p, memo) + 1)
                 .max()
                 .unwrap_or(0);
             memo.insert(id, v);
