@@ -512,3 +512,117 @@ fn forwards_other_names_only_when_configured_and_asked() {
     // Our own names are still answered authoritatively.
     assert!(d.dig(&["+rec", "node1.lab.test"]).has_flag("aa"));
 }
+
+/// NSD serving the zone files `crowbar-dnsd --write-zones` generated; killed on drop.
+struct Nsd {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Nsd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_nsd(d: &Daemon) -> Nsd {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let zones = dir.path().join("zones");
+    let out = Command::new(daemon_binary())
+        .arg("--config")
+        .arg(d.dir.path().join("dns.toml"))
+        .arg("--write-zones")
+        .arg(&zones)
+        .output()
+        .expect("crowbar-dnsd --write-zones");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let port = free_port();
+    let p = dir.path().display();
+    let mut conf = format!(
+        "server:\n  ip-address: 127.0.0.1@{port}\n  server-count: 1\n  username: \"\"\n\
+         zonesdir: \"{p}/zones\"\n  database: \"\"\n  pidfile: \"{p}/nsd.pid\"\n\
+         xfrdfile: \"{p}/xfrd.state\"\n  zonelistfile: \"{p}/zone.list\"\n\
+         logfile: \"{p}/nsd.log\"\n  hide-version: yes\n  rrl-ratelimit: 0\n  minimal-responses: yes\n\
+         remote-control:\n  control-enable: no\n"
+    );
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let (origin, file) = line.split_once(' ').expect("ORIGIN PATH");
+        conf.push_str(&format!(
+            "zone:\n  name: \"{origin}\"\n  zonefile: \"{file}\"\n"
+        ));
+    }
+    std::fs::write(dir.path().join("nsd.conf"), conf).expect("write nsd.conf");
+    let child = Command::new(tool("nsd"))
+        .args(["-d", "-c"])
+        .arg(dir.path().join("nsd.conf"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start nsd");
+    let nsd = Nsd {
+        child,
+        port,
+        _dir: dir,
+    };
+    d.wait_until(|| dig_at("127.0.0.1", nsd.port, &["lab.test", "SOA"]).status == "NOERROR");
+    nsd
+}
+
+#[test]
+fn same_answers_as_nsd_on_the_same_zones() {
+    let d = Daemon::start(HOSTS, "");
+    let nsd = start_nsd(&d);
+    let probes: &[&[&str]] = &[
+        &["node1.lab.test", "A"],
+        &["node1.lab.test", "AAAA"],
+        &["NODE1.Lab.Test", "A"],
+        &["node2.lab.test", "AAAA"],
+        &["node2.lab.test", "MX"],
+        &["nohost.lab.test", "A"],
+        &["deep.nohost.lab.test", "AAAA"],
+        &["www.lab.test", "A"],
+        &["www.lab.test", "CNAME"],
+        &["lab.test", "SOA"],
+        &["lab.test", "NS"],
+        &["lab.test", "A"],
+        &["-x", "198.18.1.1"],
+        &["-x", "198.18.1.200"],
+        &["-x", "2001:db8:100::1"],
+        &["-x", "2001:db8:100::2"],
+        &["1.18.198.in-addr.arpa", "PTR"],
+        &["18.198.in-addr.arpa", "SOA"],
+        &["18.198.in-addr.arpa", "NS"],
+        &["8.b.d.0.1.0.0.2.ip6.arpa", "SOA"],
+        &["70.64-26.7.168.192.in-addr.arpa", "PTR"],
+        &["71.64-26.7.168.192.in-addr.arpa", "PTR"],
+        &["64-26.7.168.192.in-addr.arpa", "SOA"],
+    ];
+    let mut diffs = Vec::new();
+    for probe in probes {
+        let normal = |mut x: Dig| {
+            x.answer.sort();
+            x.authority.sort();
+            x.additional.sort();
+            let aa = x.has_flag("aa");
+            (x.status, aa, x.answer, x.authority, x.additional)
+        };
+        let ours = normal(d.dig(probe));
+        let theirs = normal(dig_at("127.0.0.1", nsd.port, probe));
+        if ours != theirs {
+            diffs.push(format!(
+                "{probe:?}\n  crowbar: {ours:?}\n  nsd:     {theirs:?}"
+            ));
+        }
+    }
+    assert!(
+        diffs.is_empty(),
+        "answers differ from NSD:\n{}",
+        diffs.join("\n")
+    );
+}

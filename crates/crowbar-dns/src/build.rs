@@ -194,7 +194,12 @@ impl Builder<'_> {
             let apex = self.zones[zi].apex.clone();
             let soa = self.zones[zi].soa_answer.clone();
             let (soa_ttl, ns_wire) = (self.config.soa_ttl, ns.wire().to_vec());
-            let (glue, glue_count) = (glue.clone(), glue_count);
+            // Glue only where the name server lies inside the zone (as in a master file).
+            let (glue, glue_count) = if ns.is_subdomain_of(&apex) {
+                (glue.clone(), glue_count)
+            } else {
+                (Vec::new(), 0)
+            };
             let e = self.entry(&apex, zi as u16);
             e.zone = zi as u16;
             e.rrsets
