@@ -61,9 +61,12 @@ pub(crate) enum Slot {
     Wall,
 }
 
+/// A compensating action registered by a layer above (see [`Cluster::on_rollback`]).
+type Compensation = Box<dyn FnOnce(&mut Cluster) + Send>;
+
 /// One step to take back if the operation fails.
-#[derive(Debug)]
 enum Undo {
+    Custom(Compensation),
     NodeCreated(NodeId),
     Node(Box<Node>),
     RoleCreated(RoleId),
@@ -526,6 +529,11 @@ impl Cluster {
         &mut self.extensions
     }
 
+    /// The extension records the snapshot held, for layers that rebuild their state from them.
+    pub fn loaded_records(&self) -> &[Record] {
+        &self.loaded_records
+    }
+
     /// The extension records the snapshot held, handed over once to whoever rebuilds extension
     /// state from them.
     pub fn take_loaded_records(&mut self) -> Vec<Record> {
@@ -614,6 +622,15 @@ impl Cluster {
             && p.deleted_nodes.is_empty()
             && p.records.is_empty()
             && p.history.is_empty())
+    }
+
+    /// Registers what to do if the operation now running is refused and rolled back: layers
+    /// above call this after changing their own state (in [`Extensions`]) from a hook, so that
+    /// state rolls back with the model. Outside an operation it does nothing.
+    pub fn on_rollback(&mut self, compensate: impl FnOnce(&mut Cluster) + Send + 'static) {
+        if self.depth > 0 {
+            self.undo.push(Undo::Custom(Box::new(compensate)));
+        }
     }
 
     /// Writes an extension record in the pending batch.
@@ -767,6 +784,7 @@ impl Cluster {
             Undo::Committed(id, value) => self.nr_mut(id).committed_data = value,
             Undo::Runlog(id, value) => self.nr_mut(id).runlog = value,
             Undo::Edge(e) => self.unlink_raw(e.parent, e.child),
+            Undo::Custom(f) => f(self),
         }
     }
 

@@ -276,4 +276,15 @@ pub enum NetError {
         /// The address it already holds.
         address: IpAddr,
     },
+    /// A stored network record could not be decoded.
+    #[error("corrupt {table} record: {message}")]
+    CorruptRecord {
+        /// The record table.
+        table: String,
+        /// The decoder's message.
+        message: String,
+    },
+    /// The crowbar model refused an operation (creating the network's role, say).
+    #[error("model: {0}")]
+    Model(#[from] crowbar_core::CoreError),
 }

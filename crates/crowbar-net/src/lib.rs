@@ -4,9 +4,12 @@
 //! IPv4 and IPv6 allocation algorithms: lowest-free IPv4 allocation with hints, RFC 4193 unique
 //! local prefixes and interface identifiers derived from the MD5 of a node's FQDN.
 //!
-//! It is pure and synchronous: no I/O, no clock, no randomness. The caller (the role-binding
-//! glue in `crowbar-core`'s users) persists the [`Network`]s and [`NetworkAllocation`]s these
-//! functions return, and rebuilds the in-memory index with [`Networks::restore`].
+//! The algorithms are pure and synchronous: no I/O, no clock, no randomness. The caller
+//! persists the [`Network`]s and [`NetworkAllocation`]s they return, and rebuilds the in-memory
+//! index with [`Networks::restore`]. [`ClusterNetworks`] does exactly that for a
+//! `crowbar_core::Cluster`: creating a network creates its implicit `network-<name>` role, and
+//! binding that role to a node allocates the node's addresses in the same store batch as the
+//! noderole (see its example).
 //!
 //! # Tutorial
 //!
@@ -159,6 +162,7 @@
 
 mod addr;
 mod alloc;
+mod binding;
 mod conduit;
 mod error;
 pub mod ipv6;
@@ -166,6 +170,7 @@ mod model;
 mod registry;
 
 pub use alloc::RangeAllocator;
+pub use binding::{ClusterNetworks, node_addresses};
 pub use conduit::{Conduit, ConduitMember, SpeedFlag};
 pub use error::NetError;
 pub use model::{
