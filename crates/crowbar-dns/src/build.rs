@@ -6,7 +6,8 @@ use std::sync::Arc;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use crate::name::nibbles;
-use crate::snapshot::{Entry, FastMap, RrSet, Snapshot, ZoneInfo};
+use crate::snapshot::{FastMap, Snapshot, ZoneInfo};
+use crate::table::{Entry, NameTable, RrSet};
 use crate::wire::{TYPE_A, TYPE_AAAA, TYPE_CNAME, TYPE_NS, TYPE_PTR, TYPE_SOA};
 use crate::{DnsError, DnsName, Host, ZoneConfig};
 
@@ -25,7 +26,7 @@ struct RevZone {
 
 pub(crate) fn build(
     config: Arc<ZoneConfig>,
-    hosts: &[Host],
+    hosts: &[&Host],
     serial: u32,
 ) -> Result<Snapshot, DnsError> {
     let reverse = reverse_zones(&config, hosts)?;
@@ -70,7 +71,7 @@ pub(crate) fn build(
             }
             let e = b.entry(alias, 0);
             add(e, TYPE_CNAME, ttl, host.fqdn.wire());
-            e.alias = Some(host.fqdn.clone());
+            e.alias = Some(host.fqdn.wire().into());
         }
     }
     // Reverse records.
@@ -105,16 +106,12 @@ pub(crate) fn build(
                 let target = ptr_owner(z, IpAddr::V4(addr));
                 let e = b.entry(&natural, 1 + zi as u16);
                 add(e, TYPE_CNAME, ttl, target.wire());
-                e.alias = Some(target);
+                e.alias = Some(target.wire().into());
             }
         }
     }
     b.finish_apexes();
     b.add_empty_non_terminals();
-    for e in b.entries.values_mut() {
-        e.rrsets.shrink_to_fit();
-    }
-    b.entries.shrink_to_fit();
     let zone_index = b
         .zones
         .iter()
@@ -123,7 +120,7 @@ pub(crate) fn build(
         .collect();
     Ok(Snapshot {
         serial,
-        entries: b.entries,
+        entries: NameTable::build(b.entries.iter().map(|(k, e)| (&k[..], e))),
         zones: b.zones,
         zone_index,
         config,
@@ -183,7 +180,7 @@ impl Builder<'_> {
                 .iter()
                 .filter(|r| r.rtype == TYPE_A || r.rtype == TYPE_AAAA)
             {
-                for tail in rr.tails() {
+                for tail in crate::table::tails(&rr.tails) {
                     glue.extend_from_slice(ns.wire());
                     glue.extend_from_slice(tail);
                     glue_count += 1;
@@ -207,18 +204,17 @@ impl Builder<'_> {
             e.rrsets.push(RrSet {
                 rtype: TYPE_SOA,
                 count: 1,
-                tails: soa.to_vec().into(),
-                extra_count: 0,
-                extra: Box::new([]),
+                tails: soa.to_vec(),
+                ..RrSet::default()
             });
             let mut tails = Vec::new();
             push_tail(&mut tails, TYPE_NS, soa_ttl, &ns_wire);
             e.rrsets.push(RrSet {
                 rtype: TYPE_NS,
                 count: 1,
-                tails: tails.into(),
+                tails,
                 extra_count: glue_count,
-                extra: glue.into(),
+                extra: glue,
             });
         }
     }
@@ -255,24 +251,18 @@ fn add(e: &mut Entry, rtype: u16, ttl: u32, rdata: &[u8]) {
         None => {
             e.rrsets.push(RrSet {
                 rtype,
-                count: 0,
-                tails: Box::new([]),
-                extra_count: 0,
-                extra: Box::new([]),
+                ..RrSet::default()
             });
             e.rrsets.len() - 1
         }
     };
     let rr = &mut e.rrsets[idx];
-    let mut tails = std::mem::take(&mut rr.tails).into_vec();
     let mut one = Vec::with_capacity(10 + rdata.len());
     push_tail(&mut one, rtype, ttl, rdata);
-    if rr.tails().any(|t| t == one.as_slice()) {
-        rr.tails = tails.into();
+    if crate::table::tails(&rr.tails).any(|t| t == one.as_slice()) {
         return;
     }
-    tails.extend_from_slice(&one);
-    rr.tails = tails.into();
+    rr.tails.extend_from_slice(&one);
     rr.count += 1;
 }
 
@@ -317,7 +307,7 @@ fn ptr_owner(z: &RevZone, addr: IpAddr) -> DnsName {
     }
 }
 
-fn reverse_zones(config: &ZoneConfig, hosts: &[Host]) -> Result<Vec<RevZone>, DnsError> {
+fn reverse_zones(config: &ZoneConfig, hosts: &[&Host]) -> Result<Vec<RevZone>, DnsError> {
     let mut nets: Vec<IpNet> = config.reverse.clone();
     if nets.is_empty() {
         for h in hosts {

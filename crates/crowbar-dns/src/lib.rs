@@ -10,6 +10,7 @@ mod model;
 mod name;
 mod server;
 mod snapshot;
+mod table;
 mod wire;
 mod zones;
 

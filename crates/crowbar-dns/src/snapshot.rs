@@ -6,6 +6,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
+use crate::table::{EntryRef, NameTable};
 use crate::wire::{TYPE_A, TYPE_AAAA, TYPE_CNAME, TYPE_NS, TYPE_PTR, TYPE_SOA};
 use crate::{DnsName, ZoneConfig};
 
@@ -44,7 +45,7 @@ pub struct Snapshot {
     pub(crate) serial: u32,
     /// Owner name (lower-cased wire form) to its records. Empty non-terminals are present
     /// with no records, so a missing key means NXDOMAIN.
-    pub(crate) entries: FastMap<Box<[u8]>, Entry>,
+    pub(crate) entries: NameTable,
     pub(crate) zones: Vec<ZoneInfo>,
     pub(crate) zone_index: FastMap<Box<[u8]>, u16>,
     pub(crate) config: Arc<ZoneConfig>,
@@ -57,41 +58,6 @@ pub(crate) struct ZoneInfo {
     pub(crate) soa_negative: Box<[u8]>,
     /// SOA record without its owner name, as answered at the apex.
     pub(crate) soa_answer: Box<[u8]>,
-}
-
-#[derive(Debug)]
-pub(crate) struct Entry {
-    pub(crate) zone: u16,
-    pub(crate) rrsets: Vec<RrSet>,
-    /// For a CNAME owner: the canonical name.
-    pub(crate) alias: Option<DnsName>,
-}
-
-/// The records of one type at one owner, pre-encoded without their owner names.
-#[derive(Debug)]
-pub(crate) struct RrSet {
-    pub(crate) rtype: u16,
-    pub(crate) count: u16,
-    /// Concatenated `type class ttl rdlength rdata`, names in rdata uncompressed.
-    pub(crate) tails: Box<[u8]>,
-    /// Additional-section records (glue), complete with owner names.
-    pub(crate) extra_count: u16,
-    pub(crate) extra: Box<[u8]>,
-}
-
-impl RrSet {
-    pub(crate) fn tails(&self) -> impl Iterator<Item = &[u8]> + '_ {
-        let mut rest: &[u8] = &self.tails;
-        std::iter::from_fn(move || {
-            if rest.len() < 10 {
-                return None;
-            }
-            let len = 10 + usize::from(u16::from_be_bytes([rest[8], rest[9]]));
-            let (one, more) = rest.split_at(len.min(rest.len()));
-            rest = more;
-            Some(one)
-        })
-    }
 }
 
 /// One zone rendered as an RFC 1035 master file, e.g. for NSD or a secondary.
@@ -113,7 +79,8 @@ impl Snapshot {
         hosts: &[crate::Host],
         serial: u32,
     ) -> Result<Snapshot, crate::DnsError> {
-        crate::build::build(Arc::new(config), hosts, serial)
+        let refs: Vec<&crate::Host> = hosts.iter().collect();
+        crate::build::build(Arc::new(config), &refs, serial)
     }
 
     /// The SOA serial shared by every zone of this snapshot.
@@ -141,17 +108,17 @@ impl Snapshot {
     /// names (which belong to the parent zone) are left out.
     pub(crate) fn zone_records(&self, zone: usize) -> Vec<(&DnsName, Vec<u8>, &[u8])> {
         let apex = &self.zones[zone].apex;
-        let mut owners: Vec<(DnsName, &Entry)> = self
+        let mut owners: Vec<(DnsName, EntryRef<'_>)> = self
             .entries
             .iter()
-            .filter(|(_, e)| usize::from(e.zone) == zone)
-            .map(|(k, e)| (DnsName::from_wire_unchecked(k), e))
+            .filter(|e| usize::from(e.zone) == zone)
+            .map(|e| (DnsName::from_wire_unchecked(e.key), e))
             .filter(|(n, _)| n.is_subdomain_of(apex))
             .collect();
         owners.sort_by_cached_key(|a| canonical_key(&a.0));
         let mut out: Vec<(&DnsName, Vec<u8>, &[u8])> = Vec::new();
         for (name, e) in owners {
-            let mut sets: Vec<&RrSet> = e.rrsets.iter().collect();
+            let mut sets: Vec<_> = e.rrsets().collect();
             sets.sort_by_key(|r| (r.rtype != TYPE_SOA, r.rtype));
             for rr in sets {
                 for tail in rr.tails() {

@@ -6,7 +6,8 @@
 
 use std::net::IpAddr;
 
-use crate::snapshot::{Entry, RrSet, Snapshot};
+use crate::snapshot::Snapshot;
+use crate::table::{EntryRef, RrSetRef};
 
 pub(crate) const TYPE_A: u16 = 1;
 pub(crate) const TYPE_NS: u16 = 2;
@@ -223,7 +224,7 @@ fn ptr(out: &mut Vec<u8>, offset: usize) {
 }
 
 /// Appends every record of `rr` with its owner as a pointer to `owner`.
-fn push_rrset(out: &mut Vec<u8>, rr: &RrSet, owner: usize) {
+fn push_rrset(out: &mut Vec<u8>, rr: &RrSetRef<'_>, owner: usize) {
     for tail in rr.tails() {
         ptr(out, owner);
         out.extend_from_slice(tail);
@@ -333,7 +334,7 @@ impl Snapshot {
         header(out, query, true, RCODE_NOERROR);
         copy_question(out);
         let s = match entry {
-            Some(e) => self.answer_entry(out, e, zone, question.qtype, qlen),
+            Some(e) => self.answer_entry(out, &e, zone, question.qtype, qlen),
             None => {
                 out[3] |= RCODE_NXDOMAIN;
                 self.push_soa(out, zone, 12, qname.len());
@@ -399,7 +400,7 @@ impl Snapshot {
     fn answer_entry(
         &self,
         out: &mut Vec<u8>,
-        e: &Entry,
+        e: &EntryRef<'_>,
         zone: usize,
         qtype: u16,
         qlen: usize,
@@ -408,30 +409,29 @@ impl Snapshot {
         let name_len = qlen - 4;
         if qtype == TYPE_ANY {
             let mut an = 0;
-            for rr in &e.rrsets {
-                push_rrset(out, rr, owner);
+            for rr in e.rrsets() {
+                push_rrset(out, &rr, owner);
                 an += rr.count;
             }
             if an > 0 {
                 return Sections { an, ns: 0, ar: 0 };
             }
-        } else if let Some(rr) = e.rrsets.iter().find(|r| r.rtype == qtype) {
-            push_rrset(out, rr, owner);
-            out.extend_from_slice(&rr.extra);
+        } else if let Some(rr) = e.find(qtype) {
+            push_rrset(out, &rr, owner);
+            out.extend_from_slice(rr.extra);
             return Sections {
                 an: rr.count,
                 ns: 0,
                 ar: rr.extra_count,
             };
-        } else if let (Some(target), Some(cname)) = (&e.alias, e.rrsets.first()) {
+        } else if let (Some(tw), Some(cname)) = (e.alias, e.find(TYPE_CNAME)) {
             // Chase an in-zone CNAME: CNAME, then the target's records (or its negative).
-            push_rrset(out, cname, owner);
+            push_rrset(out, &cname, owner);
             let target_at = owner + name_len + 4 + 2 + 10;
-            let tw = target.wire();
             return match self.entries.get(tw) {
-                Some(t) => match t.rrsets.iter().find(|r| r.rtype == qtype) {
+                Some(t) => match t.find(qtype) {
                     Some(rr) => {
-                        push_rrset(out, rr, target_at);
+                        push_rrset(out, &rr, target_at);
                         Sections {
                             an: 1 + rr.count,
                             ns: 0,

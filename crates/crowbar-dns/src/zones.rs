@@ -56,8 +56,9 @@ impl Zones {
             }
             map.insert(h.fqdn.clone(), h);
         }
-        let list: Vec<Host> = map.values().cloned().collect();
+        let list: Vec<&Host> = map.values().collect();
         let snap = crate::build::build(config.clone(), &list, serial)?;
+        drop(list);
         Ok(Zones {
             current: ArcSwap::from_pointee(snap),
             writer: Mutex::new(State { config, hosts: map }),
@@ -125,12 +126,15 @@ impl Zones {
 
     fn publish(&self, state: &mut State, hosts: BTreeMap<DnsName, Host>) -> Result<u32, DnsError> {
         let serial = self.current.load().serial().wrapping_add(1);
-        let list: Vec<Host> = hosts.values().cloned().collect();
+        let list: Vec<&Host> = hosts.values().collect();
         let snap = crate::build::build(state.config.clone(), &list, serial)?;
-        self.current.store(Arc::new(snap));
+        drop(list);
+        // Free the old hosts before the old snapshot goes, keeping the peak low.
+        let count = hosts.len();
         state.hosts = hosts;
+        self.current.store(Arc::new(snap));
         self.serial_tx.send_replace(serial);
-        tracing::info!(serial, hosts = list.len(), "zones updated");
+        tracing::info!(serial, hosts = count, "zones updated");
         Ok(serial)
     }
 
