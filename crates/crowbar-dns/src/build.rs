@@ -164,7 +164,7 @@ impl Builder<'_> {
             .entry(name.wire().into())
             .or_insert_with(|| Entry {
                 zone,
-                rrsets: Vec::new(),
+                rrsets: Vec::with_capacity(1),
                 alias: None,
             })
     }
@@ -221,14 +221,19 @@ impl Builder<'_> {
 
     /// Every ancestor of an owner name, up to its zone's apex, exists (as NODATA).
     fn add_empty_non_terminals(&mut self) {
-        let names: Vec<(Box<[u8]>, u16)> = self
+        // Only names whose parent is missing can need new ancestors.
+        let names: Vec<(DnsName, u16)> = self
             .entries
             .iter()
-            .map(|(k, e)| (k.clone(), e.zone))
+            .filter_map(|(k, e)| {
+                let name = DnsName::from_wire_unchecked(k);
+                let parent = name.parent()?;
+                (!self.entries.contains_key(parent.wire())).then_some((name, e.zone))
+            })
             .collect();
         for (name, zone) in names {
             let apex = self.zones[zone as usize].apex.clone();
-            let mut cur = DnsName::from_wire_unchecked(&name);
+            let mut cur = name;
             if !cur.is_subdomain_of(&apex) {
                 continue; // RFC 2317 natural names live in a parent we do not own
             }
@@ -259,10 +264,13 @@ fn add(e: &mut Entry, rtype: u16, ttl: u32, rdata: &[u8]) {
     let rr = &mut e.rrsets[idx];
     let mut one = Vec::with_capacity(10 + rdata.len());
     push_tail(&mut one, rtype, ttl, rdata);
-    if crate::table::tails(&rr.tails).any(|t| t == one.as_slice()) {
+    if rr.tails.is_empty() {
+        rr.tails = one;
+    } else if crate::table::tails(&rr.tails).any(|t| t == one.as_slice()) {
         return;
+    } else {
+        rr.tails.extend_from_slice(&one);
     }
-    rr.tails.extend_from_slice(&one);
     rr.count += 1;
 }
 
