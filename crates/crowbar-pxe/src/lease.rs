@@ -211,6 +211,25 @@ pub struct LeaseWriter {
     handle: Option<thread::JoinHandle<Box<dyn LeaseStore>>>,
 }
 
+/// Keeps only the last change per address (an OFFER's upsert followed by the ACK's is one
+/// write), in the order of those last changes.
+fn coalesce(batch: Vec<LeaseChange>) -> Vec<LeaseChange> {
+    let key = |c: &LeaseChange| match c {
+        LeaseChange::Upsert(l) => l.ip,
+        LeaseChange::Remove(ip) => *ip,
+    };
+    let mut last = std::collections::HashMap::with_capacity(batch.len());
+    for (i, c) in batch.iter().enumerate() {
+        last.insert(key(c), i);
+    }
+    batch
+        .into_iter()
+        .enumerate()
+        .filter(|(i, c)| last.get(&key(c)) == Some(i))
+        .map(|(_, c)| c)
+        .collect()
+}
+
 impl std::fmt::Debug for dyn LeaseStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("LeaseStore")
@@ -228,6 +247,7 @@ impl LeaseWriter {
                     while let Ok(more) = rx.try_recv() {
                         batch.extend(more);
                     }
+                    let batch = coalesce(batch);
                     if let Err(e) = store.apply(&batch) {
                         tracing::error!(error = %e, changes = batch.len(), "persisting leases failed");
                     }
@@ -310,6 +330,27 @@ mod tests {
                     mac: None,
                     ..lease([10, 0, 0, 7], LeaseState::Probation)
                 }
+            ]
+        );
+    }
+
+    #[test]
+    fn coalescing_keeps_the_last_change_per_address() {
+        let a = lease([10, 0, 0, 1], LeaseState::Offered);
+        let b = lease([10, 0, 0, 1], LeaseState::Bound);
+        let c = lease([10, 0, 0, 2], LeaseState::Offered);
+        let out = coalesce(vec![
+            LeaseChange::Upsert(a),
+            LeaseChange::Upsert(c.clone()),
+            LeaseChange::Upsert(b.clone()),
+            LeaseChange::Remove([10, 0, 0, 3].into()),
+        ]);
+        assert_eq!(
+            out,
+            vec![
+                LeaseChange::Upsert(c),
+                LeaseChange::Upsert(b),
+                LeaseChange::Remove([10, 0, 0, 3].into())
             ]
         );
     }
