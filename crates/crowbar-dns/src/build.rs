@@ -6,8 +6,10 @@ use std::sync::Arc;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use crate::name::nibbles;
-use crate::snapshot::{FastMap, Snapshot, ZoneInfo};
-use crate::table::{Entry, NameTable, RrSet};
+use std::collections::HashSet;
+
+use crate::snapshot::{Snapshot, ZoneInfo};
+use crate::table::{NameTable, RrSetRef, TableBuilder};
 use crate::wire::{TYPE_A, TYPE_AAAA, TYPE_CNAME, TYPE_NS, TYPE_PTR, TYPE_SOA};
 use crate::{DnsError, DnsName, Host, ZoneConfig};
 
@@ -31,7 +33,9 @@ pub(crate) fn build(
 ) -> Result<Snapshot, DnsError> {
     let reverse = reverse_zones(&config, hosts)?;
     let mut b = Builder {
-        entries: FastMap::default(),
+        names: Vec::new(),
+        tails: Vec::new(),
+        recs: Vec::new(),
         zones: Vec::new(),
         config: &config,
         serial,
@@ -41,45 +45,44 @@ pub(crate) fn build(
         b.add_zone(z.apex.clone());
     }
     let ttl = config.ttl;
-    // Forward records.
+    // Names: each FQDN once, each alias once, no alias at the apex.
+    let mut claimed: HashSet<&[u8]> = HashSet::with_capacity(hosts.len());
     for host in hosts {
         check_in_zone(&host.fqdn, &config.domain)?;
-        let e = b.entry(&host.fqdn, 0);
-        if e.alias.is_some()
-            || e.rrsets
-                .iter()
-                .any(|r| r.rtype == TYPE_A || r.rtype == TYPE_AAAA)
-        {
+        if !claimed.insert(host.fqdn.wire()) {
             return Err(DnsError::DuplicateName {
                 name: host.fqdn.to_string(),
             });
-        }
-        for a in dedup(&host.v4) {
-            add(e, TYPE_A, ttl, &a.octets());
-        }
-        for a in dedup(&host.v6) {
-            add(e, TYPE_AAAA, ttl, &a.octets());
         }
     }
     for host in hosts {
         for alias in &host.aliases {
             check_in_zone(alias, &config.domain)?;
-            if b.entries.contains_key(alias.wire()) || alias == &config.domain {
+            if alias == &config.domain || !claimed.insert(alias.wire()) {
                 return Err(DnsError::DuplicateName {
                     name: alias.to_string(),
                 });
             }
-            let e = b.entry(alias, 0);
-            add(e, TYPE_CNAME, ttl, host.fqdn.wire());
-            e.alias = Some(host.fqdn.wire().into());
         }
     }
-    // Reverse records.
+    drop(claimed);
     for host in hosts {
-        let addrs = dedup(&host.v4)
-            .into_iter()
-            .map(IpAddr::V4)
-            .chain(dedup(&host.v6).into_iter().map(IpAddr::V6));
+        let owner = b.add_name(host.fqdn.wire());
+        for a in &host.v4 {
+            b.add(owner, 0, TYPE_A, ttl, &a.octets());
+        }
+        for a in &host.v6 {
+            b.add(owner, 0, TYPE_AAAA, ttl, &a.octets());
+        }
+        for alias in &host.aliases {
+            let owner = b.add_name(alias.wire());
+            b.add(owner, 0, TYPE_CNAME, ttl, host.fqdn.wire());
+        }
+        let addrs = host
+            .v4
+            .iter()
+            .map(|a| IpAddr::V4(*a))
+            .chain(host.v6.iter().map(|a| IpAddr::V6(*a)));
         for addr in addrs {
             let Some((zi, z)) = reverse
                 .iter()
@@ -90,28 +93,52 @@ pub(crate) fn build(
                 tracing::debug!(%addr, host = %host.fqdn, "no reverse zone covers this address");
                 continue;
             };
-            let owner = ptr_owner(z, addr);
-            let e = b.entry(&owner, 1 + zi as u16);
-            add(e, TYPE_PTR, ttl, host.fqdn.wire());
+            let owner = b.add_name(ptr_owner(z, addr).wire());
+            b.add(owner, 1 + zi as u16, TYPE_PTR, ttl, host.fqdn.wire());
         }
     }
     // RFC 2317: the natural names of a classless block, as CNAMEs into the classless zone.
     for (zi, z) in reverse.iter().enumerate().filter(|(_, z)| z.classless) {
         if let IpNet::V4(net) = z.net {
             for addr in net.hosts().chain([net.network(), net.broadcast()]) {
-                let natural = DnsName::reverse_v4(addr);
-                if b.entries.contains_key(natural.wire()) {
-                    continue;
-                }
+                let owner = b.add_name(DnsName::reverse_v4(addr).wire());
                 let target = ptr_owner(z, IpAddr::V4(addr));
-                let e = b.entry(&natural, 1 + zi as u16);
-                add(e, TYPE_CNAME, ttl, target.wire());
-                e.alias = Some(target.wire().into());
+                b.add(owner, 1 + zi as u16, TYPE_CNAME, ttl, target.wire());
             }
         }
     }
-    b.finish_apexes();
-    b.add_empty_non_terminals();
+    // SOA and NS at every apex; A/AAAA glue where the name server lies inside the zone.
+    let ns = config.nameserver.clone();
+    let mut glue = Vec::new();
+    let mut glue_count = 0u16;
+    if let Some(h) = hosts.iter().find(|h| h.fqdn == ns) {
+        let v4 = dedup(&h.v4)
+            .into_iter()
+            .map(|a| (TYPE_A, a.octets().to_vec()));
+        let v6 = dedup(&h.v6)
+            .into_iter()
+            .map(|a| (TYPE_AAAA, a.octets().to_vec()));
+        for (rtype, rdata) in v4.chain(v6) {
+            glue.extend_from_slice(ns.wire());
+            push_tail(&mut glue, rtype, ttl, &rdata);
+            glue_count += 1;
+        }
+    }
+    for zi in 0..b.zones.len() {
+        let apex_wire = b.zones[zi].apex.wire().to_vec();
+        let apex = b.add_name(&apex_wire);
+        let tail = b.tails.len() as u32;
+        let soa = b.zones[zi].soa_answer.clone();
+        b.tails.extend_from_slice(&soa);
+        b.recs.push(Rec {
+            owner: apex,
+            zone: zi as u16,
+            rtype: TYPE_SOA,
+            tail,
+        });
+        b.add(apex, zi as u16, TYPE_NS, config.soa_ttl, ns.wire());
+    }
+    let entries = b.pack(&ns, &glue, glue_count);
     let zone_index = b
         .zones
         .iter()
@@ -120,18 +147,43 @@ pub(crate) fn build(
         .collect();
     Ok(Snapshot {
         serial,
-        entries: NameTable::build(b.entries.iter().map(|(k, e)| (&k[..], e))),
+        entries,
         zones: b.zones,
         zone_index,
         config,
     })
 }
 
+/// One record while building: offsets into the builder's name and tail arenas.
+#[derive(Clone, Copy)]
+struct Rec {
+    owner: u32,
+    zone: u16,
+    rtype: u16,
+    tail: u32,
+}
+
+/// Collects every record flat (a dozen bytes each), then sorts, groups and packs them into
+/// the snapshot's table, so the peak memory of a rebuild stays close to the size of the result.
 struct Builder<'a> {
-    entries: FastMap<Box<[u8]>, Entry>,
+    names: Vec<u8>,
+    tails: Vec<u8>,
+    recs: Vec<Rec>,
     zones: Vec<ZoneInfo>,
     config: &'a ZoneConfig,
     serial: u32,
+}
+
+fn wire_len(names: &[u8], off: usize) -> usize {
+    let mut p = off;
+    while names[p] != 0 {
+        p += 1 + usize::from(names[p]);
+    }
+    p + 1 - off
+}
+
+fn tail_len(tails: &[u8], off: usize) -> usize {
+    10 + usize::from(u16::from_be_bytes([tails[off + 8], tails[off + 9]]))
 }
 
 impl Builder<'_> {
@@ -159,119 +211,129 @@ impl Builder<'_> {
         });
     }
 
-    fn entry(&mut self, name: &DnsName, zone: u16) -> &mut Entry {
-        self.entries
-            .entry(name.wire().into())
-            .or_insert_with(|| Entry {
-                zone,
-                rrsets: Vec::with_capacity(1),
-                alias: None,
-            })
+    fn add_name(&mut self, wire: &[u8]) -> u32 {
+        let off = self.names.len() as u32;
+        self.names.extend_from_slice(wire);
+        off
     }
 
-    /// SOA and NS at every apex, with A/AAAA glue for an in-zone name server.
-    fn finish_apexes(&mut self) {
-        let ns = self.config.nameserver.clone();
-        let mut glue = Vec::new();
-        let mut glue_count = 0u16;
-        if let Some(e) = self.entries.get(ns.wire()) {
-            for rr in e
-                .rrsets
+    fn add(&mut self, owner: u32, zone: u16, rtype: u16, ttl: u32, rdata: &[u8]) {
+        let tail = self.tails.len() as u32;
+        push_tail(&mut self.tails, rtype, ttl, rdata);
+        self.recs.push(Rec {
+            owner,
+            zone,
+            rtype,
+            tail,
+        });
+    }
+
+    fn name(&self, off: u32) -> &[u8] {
+        let off = off as usize;
+        &self.names[off..off + wire_len(&self.names, off)]
+    }
+
+    fn tail(&self, off: u32) -> &[u8] {
+        let off = off as usize;
+        &self.tails[off..off + tail_len(&self.tails, off)]
+    }
+
+    /// Sorts by owner, type and data; drops duplicates; adds empty non-terminals; packs.
+    fn pack(&mut self, ns: &DnsName, glue: &[u8], glue_count: u16) -> NameTable {
+        let mut recs = std::mem::take(&mut self.recs);
+        recs.sort_unstable_by(|a, b| {
+            self.name(a.owner)
+                .cmp(self.name(b.owner))
+                .then(a.rtype.cmp(&b.rtype))
+                .then_with(|| self.tail(a.tail).cmp(self.tail(b.tail)))
+        });
+        recs.dedup_by(|b, a| {
+            a.rtype == b.rtype
+                && self.name(a.owner) == self.name(b.owner)
+                && self.tail(a.tail) == self.tail(b.tail)
+        });
+        // Owner groups, as ranges of `recs`.
+        let mut groups: Vec<(usize, usize)> = Vec::new();
+        let mut i = 0;
+        while i < recs.len() {
+            let mut j = i + 1;
+            while j < recs.len() && self.name(recs[j].owner) == self.name(recs[i].owner) {
+                j += 1;
+            }
+            groups.push((i, j));
+            i = j;
+        }
+        // Empty non-terminals: every missing ancestor up to the zone's apex.
+        let mut ents: Vec<(Vec<u8>, u16)> = Vec::new();
+        {
+            let owners: HashSet<&[u8]> = groups
                 .iter()
-                .filter(|r| r.rtype == TYPE_A || r.rtype == TYPE_AAAA)
-            {
-                for tail in crate::table::tails(&rr.tails) {
-                    glue.extend_from_slice(ns.wire());
-                    glue.extend_from_slice(tail);
-                    glue_count += 1;
+                .map(|&(i, _)| self.name(recs[i].owner))
+                .collect();
+            let mut seen: HashSet<Vec<u8>> = HashSet::new();
+            for &(i, _) in &groups {
+                let (name, zone) = (self.name(recs[i].owner), recs[i].zone);
+                let apex = &self.zones[usize::from(zone)].apex;
+                if !DnsName::from_wire_unchecked(name).is_subdomain_of(apex) {
+                    continue; // RFC 2317 natural names live in a parent we do not own
+                }
+                let mut cur = name;
+                loop {
+                    cur = &cur[1 + usize::from(cur[0])..];
+                    if cur.len() <= apex.wire().len()
+                        || owners.contains(cur)
+                        || !seen.insert(cur.to_vec())
+                    {
+                        break;
+                    }
+                    ents.push((cur.to_vec(), zone));
                 }
             }
         }
-        for zi in 0..self.zones.len() {
-            let apex = self.zones[zi].apex.clone();
-            let soa = self.zones[zi].soa_answer.clone();
-            let (soa_ttl, ns_wire) = (self.config.soa_ttl, ns.wire().to_vec());
-            // Glue only where the name server lies inside the zone (as in a master file).
-            let (glue, glue_count) = if ns.is_subdomain_of(&apex) {
-                (glue.clone(), glue_count)
-            } else {
-                (Vec::new(), 0)
-            };
-            let e = self.entry(&apex, zi as u16);
-            e.zone = zi as u16;
-            e.rrsets
-                .retain(|r| r.rtype != TYPE_SOA && r.rtype != TYPE_NS);
-            e.rrsets.push(RrSet {
-                rtype: TYPE_SOA,
-                count: 1,
-                tails: soa.to_vec(),
-                ..RrSet::default()
-            });
-            let mut tails = Vec::new();
-            push_tail(&mut tails, TYPE_NS, soa_ttl, &ns_wire);
-            e.rrsets.push(RrSet {
-                rtype: TYPE_NS,
-                count: 1,
-                tails,
-                extra_count: glue_count,
-                extra: glue,
-            });
-        }
-    }
-
-    /// Every ancestor of an owner name, up to its zone's apex, exists (as NODATA).
-    fn add_empty_non_terminals(&mut self) {
-        // Only names whose parent is missing can need new ancestors.
-        let names: Vec<(DnsName, u16)> = self
-            .entries
-            .iter()
-            .filter_map(|(k, e)| {
-                let name = DnsName::from_wire_unchecked(k);
-                let parent = name.parent()?;
-                (!self.entries.contains_key(parent.wire())).then_some((name, e.zone))
-            })
-            .collect();
-        for (name, zone) in names {
-            let apex = self.zones[zone as usize].apex.clone();
-            let mut cur = name;
-            if !cur.is_subdomain_of(&apex) {
-                continue; // RFC 2317 natural names live in a parent we do not own
-            }
-            while let Some(parent) = cur.parent() {
-                if parent.wire().len() < apex.wire().len()
-                    || self.entries.contains_key(parent.wire())
-                {
-                    break;
+        let mut table = TableBuilder::new(
+            groups.len() + ents.len(),
+            self.tails.len() + self.names.len(),
+        );
+        let mut sets: Vec<(u16, u16, Vec<u8>)> = Vec::new();
+        for &(i, j) in &groups {
+            sets.clear();
+            for r in &recs[i..j] {
+                match sets.last_mut() {
+                    Some((t, n, tails)) if *t == r.rtype => {
+                        *n += 1;
+                        tails.extend_from_slice(self.tail(r.tail));
+                    }
+                    _ => sets.push((r.rtype, 1, self.tail(r.tail).to_vec())),
                 }
-                self.entry(&parent, zone);
-                cur = parent;
             }
+            let key = self.name(recs[i].owner);
+            let zone = recs[i].zone;
+            let apex = &self.zones[usize::from(zone)].apex;
+            let glued = glue_count > 0 && apex.wire() == key && ns.is_subdomain_of(apex);
+            let alias = sets
+                .iter()
+                .find(|s| s.0 == TYPE_CNAME)
+                .map(|s| &s.2[10..tail_len(&s.2, 0)]);
+            let refs: Vec<RrSetRef<'_>> = sets
+                .iter()
+                .map(|(t, n, tails)| {
+                    let g = glued && *t == TYPE_NS;
+                    RrSetRef {
+                        rtype: *t,
+                        count: *n,
+                        tails,
+                        extra_count: if g { glue_count } else { 0 },
+                        extra: if g { glue } else { &[] },
+                    }
+                })
+                .collect();
+            table.push(key, zone, alias, &refs);
         }
-    }
-}
-
-fn add(e: &mut Entry, rtype: u16, ttl: u32, rdata: &[u8]) {
-    let idx = match e.rrsets.iter().position(|r| r.rtype == rtype) {
-        Some(i) => i,
-        None => {
-            e.rrsets.push(RrSet {
-                rtype,
-                ..RrSet::default()
-            });
-            e.rrsets.len() - 1
+        for (name, zone) in &ents {
+            table.push(name, *zone, None, &[]);
         }
-    };
-    let rr = &mut e.rrsets[idx];
-    let mut one = Vec::with_capacity(10 + rdata.len());
-    push_tail(&mut one, rtype, ttl, rdata);
-    if rr.tails.is_empty() {
-        rr.tails = one;
-    } else if crate::table::tails(&rr.tails).any(|t| t == one.as_slice()) {
-        return;
-    } else {
-        rr.tails.extend_from_slice(&one);
+        table.finish()
     }
-    rr.count += 1;
 }
 
 /// type, class IN, ttl, rdlength, rdata.

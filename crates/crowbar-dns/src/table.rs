@@ -7,31 +7,11 @@
 //! Entry layout at offset `o` in the arena:
 //! `key_len:u8 key zone:u16 alias_len:u8 alias rrset_count:u8` then per RRset
 //! `rtype:u16 count:u16 tails_len:u32 extra_count:u16 extra_len:u32 tails extra`.
+//! RRsets are in type order, records in each RRset in byte order.
 
 use std::hash::Hasher;
 
 use crate::snapshot::NameHasher;
-
-/// One RRset as stored (owned), used while building.
-#[derive(Debug, Default)]
-pub(crate) struct RrSet {
-    pub(crate) rtype: u16,
-    pub(crate) count: u16,
-    /// Concatenated `type class ttl rdlength rdata`, names in rdata uncompressed.
-    pub(crate) tails: Vec<u8>,
-    /// Additional-section records (glue), complete with owner names.
-    pub(crate) extra_count: u16,
-    pub(crate) extra: Vec<u8>,
-}
-
-/// One owner name as stored (owned), used while building.
-#[derive(Debug)]
-pub(crate) struct Entry {
-    pub(crate) zone: u16,
-    pub(crate) rrsets: Vec<RrSet>,
-    /// For a CNAME owner: the canonical name in wire form.
-    pub(crate) alias: Option<Box<[u8]>>,
-}
 
 /// A borrowed RRset.
 #[derive(Clone, Copy, Debug)]
@@ -119,43 +99,6 @@ fn hash(key: &[u8]) -> usize {
 }
 
 impl NameTable {
-    /// Packs `entries` (whose keys are lower-case wire names).
-    pub(crate) fn build<'e>(entries: impl ExactSizeIterator<Item = (&'e [u8], &'e Entry)>) -> Self {
-        let len = entries.len();
-        let cap = (len * 2).next_power_of_two().max(16);
-        let mut slots = vec![0u32; cap];
-        let mut arena = Vec::new();
-        for (key, e) in entries {
-            let off = arena.len();
-            arena.push(key.len() as u8);
-            arena.extend_from_slice(key);
-            arena.extend_from_slice(&e.zone.to_be_bytes());
-            let alias = e.alias.as_deref().unwrap_or(&[]);
-            arena.push(alias.len() as u8);
-            arena.extend_from_slice(alias);
-            arena.push(e.rrsets.len() as u8);
-            for r in &e.rrsets {
-                arena.extend_from_slice(&r.rtype.to_be_bytes());
-                arena.extend_from_slice(&r.count.to_be_bytes());
-                arena.extend_from_slice(&(r.tails.len() as u32).to_be_bytes());
-                arena.extend_from_slice(&r.extra_count.to_be_bytes());
-                arena.extend_from_slice(&(r.extra.len() as u32).to_be_bytes());
-                arena.extend_from_slice(&r.tails);
-                arena.extend_from_slice(&r.extra);
-            }
-            let mut i = hash(key) & (cap - 1);
-            while slots[i] != 0 {
-                i = (i + 1) & (cap - 1);
-            }
-            slots[i] = off as u32 + 1;
-        }
-        NameTable {
-            slots: slots.into(),
-            arena: arena.into(),
-            len,
-        }
-    }
-
     pub(crate) fn len(&self) -> usize {
         self.len
     }
@@ -205,5 +148,86 @@ impl NameTable {
             .iter()
             .filter(|&&s| s != 0)
             .map(|&s| self.at(s as usize - 1))
+    }
+}
+
+/// Packs entries into a [`NameTable`], one at a time.
+#[derive(Debug)]
+pub(crate) struct TableBuilder {
+    slots: Vec<u32>,
+    arena: Vec<u8>,
+    len: usize,
+}
+
+impl TableBuilder {
+    /// Room for `count` entries (the table is kept at most half full).
+    pub(crate) fn new(count: usize, arena_hint: usize) -> Self {
+        TableBuilder {
+            slots: vec![0; (count * 2).next_power_of_two().max(16)],
+            arena: Vec::with_capacity(arena_hint),
+            len: 0,
+        }
+    }
+
+    /// Adds one owner name (lower-case wire form, not added before) and its RRsets.
+    pub(crate) fn push(
+        &mut self,
+        key: &[u8],
+        zone: u16,
+        alias: Option<&[u8]>,
+        rrsets: &[RrSetRef<'_>],
+    ) {
+        if self.len * 2 >= self.slots.len() {
+            self.grow();
+        }
+        let arena = &mut self.arena;
+        let off = arena.len();
+        arena.push(key.len() as u8);
+        arena.extend_from_slice(key);
+        arena.extend_from_slice(&zone.to_be_bytes());
+        let alias = alias.unwrap_or(&[]);
+        arena.push(alias.len() as u8);
+        arena.extend_from_slice(alias);
+        arena.push(rrsets.len() as u8);
+        for r in rrsets {
+            arena.extend_from_slice(&r.rtype.to_be_bytes());
+            arena.extend_from_slice(&r.count.to_be_bytes());
+            arena.extend_from_slice(&(r.tails.len() as u32).to_be_bytes());
+            arena.extend_from_slice(&r.extra_count.to_be_bytes());
+            arena.extend_from_slice(&(r.extra.len() as u32).to_be_bytes());
+            arena.extend_from_slice(r.tails);
+            arena.extend_from_slice(r.extra);
+        }
+        self.place(key, off as u32 + 1);
+        self.len += 1;
+    }
+
+    fn place(&mut self, key: &[u8], slot: u32) {
+        let mask = self.slots.len() - 1;
+        let mut i = hash(key) & mask;
+        while self.slots[i] != 0 {
+            i = (i + 1) & mask;
+        }
+        self.slots[i] = slot;
+    }
+
+    fn grow(&mut self) {
+        let bigger = vec![0; self.slots.len() * 2];
+        let old = std::mem::replace(&mut self.slots, bigger);
+        for s in old.into_iter().filter(|&s| s != 0) {
+            let off = s as usize - 1;
+            let klen = usize::from(self.arena[off]);
+            let key = self.arena[off + 1..off + 1 + klen].to_vec();
+            self.place(&key, s);
+        }
+    }
+
+    /// The finished, read-only table.
+    pub(crate) fn finish(self) -> NameTable {
+        NameTable {
+            slots: self.slots.into(),
+            arena: self.arena.into(),
+            len: self.len,
+        }
     }
 }
