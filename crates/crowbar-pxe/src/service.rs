@@ -121,6 +121,9 @@ impl DhcpService {
         writer: Option<LeaseWriter>,
         shutdown: impl Future<Output = ()>,
     ) -> Result<Server, PxeError> {
+        if self.sockets.len() == 1 {
+            return self.run_single(server, writer, shutdown).await;
+        }
         let (tx, mut rx) = mpsc::channel::<Inbound>(16_384);
         let mut tasks = Vec::new();
         for (i, (sock, _)) in self.sockets.iter().enumerate() {
@@ -181,16 +184,32 @@ impl DhcpService {
     }
 
     async fn process(&self, server: &mut Server, msg: Inbound) {
-        let (sock, ingress) = &self.sockets[msg.listener];
-        let outcome = server.handle(&msg.bytes, *ingress, SystemTime::now());
+        if let Some((bytes, to)) = self.answer(server, msg.listener, msg.from, &msg.bytes) {
+            let sock = &self.sockets[msg.listener].0;
+            if let Err(e) = sock.send_to(&bytes, to).await {
+                tracing::warn!(error = %e, %to, "sending DHCP reply failed");
+            }
+        }
+    }
+
+    /// Runs the core on one packet; the reply and where it goes, if any.
+    fn answer(
+        &self,
+        server: &mut Server,
+        listener: usize,
+        from: SocketAddr,
+        bytes: &[u8],
+    ) -> Option<(Vec<u8>, SocketAddr)> {
+        let ingress = self.sockets[listener].1;
+        let outcome = server.handle(bytes, ingress, SystemTime::now());
         let Outcome::Reply(reply) = outcome else {
             if let Outcome::Dropped(reason) = outcome {
-                tracing::info!(from = %msg.from, %reason, "dropped malformed DHCP packet");
+                tracing::info!(%from, %reason, "dropped malformed DHCP packet");
             }
-            return;
+            return None;
         };
         let to: SocketAddr = if self.config.reply_to_source {
-            msg.from
+            from
         } else {
             match reply.to {
                 Destination::Relay(a) => {
@@ -205,8 +224,63 @@ impl DhcpService {
             }
         };
         tracing::debug!(kind = ?reply.kind, yiaddr = %reply.yiaddr, %to, "DHCP reply");
-        if let Err(e) = sock.send_to(&reply.bytes, to).await {
-            tracing::warn!(error = %e, %to, "sending DHCP reply failed");
+        Some((reply.bytes, to))
+    }
+
+    /// One listener (the usual daemon): no receive task, no channel; read everything the
+    /// socket has queued, answer it, then hand the lease changes over in one batch.
+    async fn run_single(
+        self,
+        mut server: Server,
+        writer: Option<LeaseWriter>,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<Server, PxeError> {
+        let sock = self.sockets[0].0.clone();
+        let mut buf = vec![0u8; 4096];
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                _ = tick.tick() => {
+                    server.expire(SystemTime::now());
+                }
+                ready = sock.readable() => {
+                    if let Err(e) = ready {
+                        tracing::warn!(error = %e, "DHCP socket failed");
+                        continue;
+                    }
+                    for _ in 0..512 {
+                        let (n, from) = match sock.try_recv_from(&mut buf) {
+                            Ok(r) => r,
+                            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                            Err(e) => {
+                                tracing::warn!(error = %e, "DHCP receive failed");
+                                break;
+                            }
+                        };
+                        if let Some((bytes, to)) = self.answer(&mut server, 0, from, &buf[..n]) {
+                            let sent = match sock.try_send_to(&bytes, to) {
+                                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                                    sock.send_to(&bytes, to).await.map(|_| ())
+                                }
+                                other => other.map(|_| ()),
+                            };
+                            if let Err(e) = sent {
+                                tracing::warn!(error = %e, %to, "sending DHCP reply failed");
+                            }
+                        }
+                    }
+                }
+            }
+            if let Some(w) = &writer {
+                w.submit(server.take_changes());
+            }
         }
+        if let Some(w) = writer {
+            w.submit(server.take_changes());
+            w.finish();
+        }
+        Ok(server)
     }
 }
