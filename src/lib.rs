@@ -8,7 +8,11 @@
 //! - [`anneal`]: the annealer.
 //! - [`pxe`]: DHCPv4, PXE and TFTP.
 //! - [`dns`]: authoritative DNS.
+//!
+//! [`provision`] feeds DHCP and DNS from the model: Crowbar's DHCP and DNS databases.
 #![deny(missing_docs)]
+
+pub mod provision;
 
 pub use crowbar_anneal as anneal;
 pub use crowbar_core as core;
