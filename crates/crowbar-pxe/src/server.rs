@@ -83,6 +83,14 @@ impl ServerConfig {
                         });
                     }
                 }
+                if s.net.prefix_len() < 31
+                    && (pool.contains(&s.net.network()) || pool.contains(&s.net.broadcast()))
+                {
+                    return Err(PxeError::config(
+                        format!("subnet {} pool", s.net),
+                        "must not contain the network or broadcast address",
+                    ));
+                }
                 if pool.start() > pool.end() {
                     return Err(PxeError::EmptyPool {
                         start: *pool.start(),

@@ -414,6 +414,16 @@ fn invalid_configurations_are_refused_with_the_offending_values() {
         }
         other => panic!("expected OutsideSubnet, got {other:?}"),
     }
+    let with_broadcast = ServerConfig::single(SubnetConfig {
+        pool: Some(Ipv4Addr::new(10, 77, 0, 200)..=Ipv4Addr::new(10, 77, 0, 255)),
+        ..subnet("10.77.0.0/24", US, None)
+    });
+    match Server::new(with_broadcast, Arc::new(HostIndex::default())) {
+        Err(crowbar_pxe::PxeError::InvalidConfig { field, .. }) => {
+            assert_eq!(field, "subnet 10.77.0.0/24 pool");
+        }
+        other => panic!("expected InvalidConfig, got {other:?}"),
+    }
     let mut overlap = ServerConfig::single(subnet("10.77.0.0/16", US, None));
     overlap
         .subnets
