@@ -4,14 +4,15 @@
 //! crowbar-dhcpd --config /etc/crowbar/dhcpd.toml
 //! ```
 //!
-//! See `tests/fixtures/pxe/dhcpd.toml` for a configuration. It stops cleanly on SIGINT or
-//! SIGTERM, flushing leases to the database.
+//! See `start_daemon` in `tests/pxe_netns.rs` for a configuration. SIGHUP re-reads the hosts
+//! file; SIGINT or SIGTERM stop it cleanly, flushing leases to the database.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
+use tokio::signal::unix::{SignalKind, signal};
 
 /// Command-line flags.
 #[derive(Parser, Debug)]
@@ -48,15 +49,24 @@ fn run(args: Args) -> anyhow::Result<()> {
         .build()
         .context("starting the runtime")?;
     runtime.block_on(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .context("installing the SIGTERM handler")?;
+        let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
         let shutdown = async move {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {}
                 _ = term.recv() => {}
             }
         };
-        crowbar_pxe::run_daemon(config, shutdown).await?;
+        // SIGHUP re-reads the hosts file (e.g. after a node's bootenv changed).
+        let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+        let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(1);
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                if reload_tx.send(()).await.is_err() {
+                    break;
+                }
+            }
+        });
+        crowbar_pxe::run_daemon(config, reload_rx, shutdown).await?;
         Ok(())
     })
 }

@@ -409,6 +409,20 @@ fn udhcpc_gets_the_reservation_and_pxe_options_per_architecture() {
         "",
         "udhcpc exports siaddr only when it is set"
     );
+
+    // node1's OS is installed: its bootenv becomes local; SIGHUP makes the daemon re-read the
+    // hosts file and the next boot gets the same address and no boot options.
+    let hosts = fs::read_to_string(lab.path("hosts.toml")).unwrap();
+    let hosts = hosts.replacen("bootenv = \"sledgehammer\"", "bootenv = \"local\"", 1);
+    fs::write(lab.path("hosts.toml"), hosts).unwrap();
+    sh(&["kill", "-HUP", &lab.children[0].id().to_string()]);
+    lab.wait_log("DHCP database updated", 1, Duration::from_secs(10));
+    let installed = lab.udhcpc(
+        RESERVED_MAC,
+        &["-V", "PXEClient", "-x", "0x5d:0007", "-O", "bootfile"],
+    );
+    assert_eq!(field(&installed, "ip"), "10.77.0.50", "{installed}");
+    assert_eq!(field(&installed, "boot_file"), "", "{installed}");
 }
 
 #[test]

@@ -4,24 +4,48 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use tokio::sync::{mpsc, watch};
+
 use crate::config::HostsConfig;
 use crate::{
     DaemonConfig, DhcpService, HostIndex, HostSource, IpxeScripts, LeaseStore, LeaseWriter,
     MemLeaseStore, PxeError, Server, SqliteLeaseStore, StaticHosts, Stats, TftpService,
 };
 
-/// Runs DHCP (and TFTP if configured) until `shutdown` completes; returns the counters.
-///
-/// Leases are loaded from the store at start and written back in batches while running.
-pub async fn run_daemon(
-    config: DaemonConfig,
-    shutdown: impl Future<Output = ()>,
-) -> Result<Stats, PxeError> {
-    let entries = match &config.hosts {
+fn load_hosts(config: &HostsConfig) -> Result<Arc<HostIndex>, PxeError> {
+    let entries = match config {
         HostsConfig::File(path) => StaticHosts::load(path)?.hosts()?,
         HostsConfig::Inline(list) => list.clone(),
     };
-    let hosts = Arc::new(HostIndex::new(entries)?);
+    Ok(Arc::new(HostIndex::new(entries)?))
+}
+
+/// Runs DHCP (and TFTP if configured) until `shutdown` completes; returns the counters.
+///
+/// Leases are loaded from the store at start and written back in batches while running.
+/// Every message on `reload` re-reads the hosts file; a file that does not validate is
+/// logged and the previous reservations stay in force.
+pub async fn run_daemon(
+    config: DaemonConfig,
+    mut reload: mpsc::Receiver<()>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<Stats, PxeError> {
+    let hosts = load_hosts(&config.hosts)?;
+    let (hosts_tx, hosts_rx) = watch::channel(hosts.clone());
+    let hosts_config = config.hosts.clone();
+    let reloader = tokio::spawn(async move {
+        while reload.recv().await.is_some() {
+            match load_hosts(&hosts_config) {
+                Ok(index) => {
+                    tracing::info!(hosts = index.len(), "hosts reloaded");
+                    if hosts_tx.send(index).is_err() {
+                        break;
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "hosts reload failed; keeping the old ones"),
+            }
+        }
+    });
     let mut store: Box<dyn LeaseStore> = match &config.lease_db {
         Some(path) => Box::new(SqliteLeaseStore::open(path)?),
         None => Box::new(MemLeaseStore::new()),
@@ -33,14 +57,17 @@ pub async fn run_daemon(
 
     let tftp = match &config.tftp {
         Some(t) => {
-            let scripts = Arc::new(IpxeScripts::new(hosts.clone(), config.scripts.clone()));
+            let scripts = Arc::new(IpxeScripts::watching(
+                hosts_rx.clone(),
+                config.scripts.clone(),
+            ));
             let svc = TftpService::bind(t, scripts).await?;
             tracing::info!(addr = %svc.local_addr()?, root = %t.root.display(), "TFTP listening");
             Some(tokio::spawn(svc.serve()))
         }
         None => None,
     };
-    let dhcp = DhcpService::bind(config.service.clone())?;
+    let dhcp = DhcpService::bind(config.service.clone())?.watch_hosts(hosts_rx);
     tracing::info!(
         listeners = config.service.listeners.len(),
         hosts = hosts.len(),
@@ -51,6 +78,7 @@ pub async fn run_daemon(
     if let Some(t) = tftp {
         t.abort();
     }
+    reloader.abort();
     let stats = server.stats().clone();
     tracing::info!(
         received = stats.received,

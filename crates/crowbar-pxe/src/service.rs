@@ -7,9 +7,11 @@ use std::time::{Duration, SystemTime};
 
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
-use crate::{CLIENT_PORT, Destination, LeaseWriter, Outcome, PxeError, SERVER_PORT, Server};
+use crate::{
+    CLIENT_PORT, Destination, HostIndex, LeaseWriter, Outcome, PxeError, SERVER_PORT, Server,
+};
 
 /// One interface the DHCP server listens on.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -58,6 +60,19 @@ impl ServiceConfig {
 pub struct DhcpService {
     sockets: Vec<(Arc<UdpSocket>, Ipv4Addr)>,
     config: ServiceConfig,
+    hosts: Option<watch::Receiver<Arc<HostIndex>>>,
+}
+
+/// The next DHCP database snapshot from `rx`; pending forever once there is none (no
+/// receiver, or every sender gone).
+async fn next_hosts(rx: &mut Option<watch::Receiver<Arc<HostIndex>>>) -> Arc<HostIndex> {
+    if let Some(r) = rx
+        && r.changed().await.is_ok()
+    {
+        return r.borrow_and_update().clone();
+    }
+    *rx = None;
+    std::future::pending().await
 }
 
 fn bind_socket(listener: &Listener, port: u16) -> Result<UdpSocket, PxeError> {
@@ -100,7 +115,18 @@ impl DhcpService {
         for l in &config.listeners {
             sockets.push((Arc::new(bind_socket(l, config.port)?), l.address));
         }
-        Ok(DhcpService { sockets, config })
+        Ok(DhcpService {
+            sockets,
+            config,
+            hosts: None,
+        })
+    }
+
+    /// Takes new DHCP database snapshots from `hosts` while running (an adapter over the
+    /// crowbar model, or a reload of the hosts file); the next packet sees them.
+    pub fn watch_hosts(mut self, hosts: watch::Receiver<Arc<HostIndex>>) -> Self {
+        self.hosts = Some(hosts);
+        self
     }
 
     /// The local address of the first socket (for tests binding port 0).
@@ -116,7 +142,7 @@ impl DhcpService {
     /// Runs until `shutdown` completes, then flushes and returns the core (with its leases
     /// and counters). The core has one owner, this task; receive tasks only forward bytes.
     pub async fn run(
-        self,
+        mut self,
         mut server: Server,
         writer: Option<LeaseWriter>,
         shutdown: impl Future<Output = ()>,
@@ -124,6 +150,7 @@ impl DhcpService {
         if self.sockets.len() == 1 {
             return self.run_single(server, writer, shutdown).await;
         }
+        let mut hosts_rx = self.hosts.take();
         let (tx, mut rx) = mpsc::channel::<Inbound>(16_384);
         let mut tasks = Vec::new();
         for (i, (sock, _)) in self.sockets.iter().enumerate() {
@@ -156,6 +183,10 @@ impl DhcpService {
                 _ = &mut shutdown => break,
                 _ = tick.tick() => {
                     server.expire(SystemTime::now());
+                }
+                hosts = next_hosts(&mut hosts_rx) => {
+                    tracing::info!(hosts = hosts.len(), "DHCP database updated");
+                    server.set_hosts(hosts);
                 }
                 msg = rx.recv() => {
                     let Some(first) = msg else { break };
@@ -230,12 +261,13 @@ impl DhcpService {
     /// One listener (the usual daemon): no receive task, no channel; read everything the
     /// socket has queued, answer it, then hand the lease changes over in one batch.
     async fn run_single(
-        self,
+        mut self,
         mut server: Server,
         writer: Option<LeaseWriter>,
         shutdown: impl Future<Output = ()>,
     ) -> Result<Server, PxeError> {
         let sock = self.sockets[0].0.clone();
+        let mut hosts_rx = self.hosts.take();
         let mut buf = vec![0u8; 4096];
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tokio::pin!(shutdown);
@@ -244,6 +276,10 @@ impl DhcpService {
                 _ = &mut shutdown => break,
                 _ = tick.tick() => {
                     server.expire(SystemTime::now());
+                }
+                hosts = next_hosts(&mut hosts_rx) => {
+                    tracing::info!(hosts = hosts.len(), "DHCP database updated");
+                    server.set_hosts(hosts);
                 }
                 ready = sock.readable() => {
                     if let Err(e) = ready {

@@ -8,6 +8,7 @@ use std::time::Duration;
 use async_tftp::packet;
 use async_tftp::server::{Handler, TftpServer, TftpServerBuilder};
 use futures_lite::io::{AssertAsync, BoxedReader, Cursor, Sink};
+use tokio::sync::watch;
 
 use crate::pxe::script_path;
 use crate::{HostIndex, MacAddr, PxeError, ScriptConfig};
@@ -25,13 +26,18 @@ pub trait GeneratedFiles: Send + Sync + 'static {
 /// script for machines not in the DHCP database.
 #[derive(Debug)]
 pub struct IpxeScripts {
-    hosts: Arc<HostIndex>,
+    hosts: watch::Receiver<Arc<HostIndex>>,
     config: ScriptConfig,
 }
 
 impl IpxeScripts {
-    /// Scripts for the machines in `hosts`.
+    /// Scripts for the machines in `hosts`, a fixed snapshot.
     pub fn new(hosts: Arc<HostIndex>, config: ScriptConfig) -> Self {
+        Self::watching(watch::channel(hosts).1, config)
+    }
+
+    /// Scripts that follow the latest snapshot sent on `hosts` (bootenv changes show at once).
+    pub fn watching(hosts: watch::Receiver<Arc<HostIndex>>, config: ScriptConfig) -> Self {
         IpxeScripts { hosts, config }
     }
 }
@@ -43,7 +49,8 @@ impl GeneratedFiles for IpxeScripts {
         if script_path(mac) != path {
             return None;
         }
-        let host = self.hosts.by_mac(&mac).map(|h| h.as_ref());
+        let hosts = self.hosts.borrow().clone();
+        let host = hosts.by_mac(&mac).map(|h| h.as_ref());
         Some(self.config.render(mac, host).into_bytes())
     }
 }
