@@ -384,6 +384,23 @@ fn udhcpc_gets_the_reservation_and_pxe_options_per_architecture() {
     // Option 93 is a list: an unknown first entry falls through to ARM64.
     let arm = lab.udhcpc(RESERVED_MAC, &["-V", "PXEClient", "-x", "0x5d:00ff000b"]);
     assert_eq!(field(&arm, "boot_file"), "ipxe-arm64.efi", "{arm}");
+    // UEFI HTTP boot (arch 16): a URL, and vendor class HTTPClient echoed.
+    let http = lab.udhcpc(
+        RESERVED_MAC,
+        &[
+            "-V",
+            "HTTPClient:Arch:00016:UNDI:003001",
+            "-x",
+            "0x5d:0010",
+            "-O",
+            "bootfile",
+        ],
+    );
+    assert_eq!(
+        field(&http, "bootfile"),
+        "http://10.77.0.1:8091/ipxe.efi",
+        "{http}"
+    );
     // iPXE gets its per-node script.
     let ipxe = lab.udhcpc(
         RESERVED_MAC,
