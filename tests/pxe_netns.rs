@@ -634,7 +634,7 @@ fn tftp_clients_fetch_files_with_options_and_cannot_escape_the_root() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(got("curl.bin") == big, "curl copy differs");
-    // atftp with blksize and windowsize: the server acknowledges both.
+    // atftp with blksize, windowsize, tsize and timeout: the server acknowledges all four.
     let o = lab.path("atftp.bin");
     let out = lab.in_cli(&[
         "atftp",
@@ -643,6 +643,10 @@ fn tftp_clients_fetch_files_with_options_and_cannot_escape_the_root() {
         "blksize 1468",
         "--option",
         "windowsize 16",
+        "--option",
+        "tsize 0",
+        "--option",
+        "timeout 2",
         "-g",
         "-r",
         "sub/big.bin",
@@ -658,7 +662,10 @@ fn tftp_clients_fetch_files_with_options_and_cannot_escape_the_root() {
         .find(|l| l.contains("OACK"))
         .unwrap_or_default();
     assert!(
-        oack.contains("windowsize: 16") && oack.contains("blksize: 1468"),
+        oack.contains("windowsize: 16")
+            && oack.contains("blksize: 1468")
+            && oack.contains("tsize: 3000000")
+            && oack.contains("timeout: 2"),
         "{trace}"
     );
 
