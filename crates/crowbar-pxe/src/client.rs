@@ -2,6 +2,7 @@
 
 use std::net::Ipv4Addr;
 
+use dhcproto::v4::relay::{RelayAgentInformation, RelayCode, RelayInfo};
 use dhcproto::v4::{DhcpOption, Flags, Message, MessageType, Opcode, OptionCode, UnknownOption};
 use dhcproto::{Decodable, Decoder, Encodable, Encoder};
 
@@ -103,6 +104,16 @@ impl ClientPacket {
         self
     }
 
+    /// Option 82 with an agent circuit id, as a relay agent adds it.
+    pub fn circuit_id(mut self, id: &[u8]) -> Self {
+        let mut info = RelayAgentInformation::default();
+        info.insert(RelayInfo::AgentCircuitId(id.to_vec()));
+        self.msg
+            .opts_mut()
+            .insert(DhcpOption::RelayAgentInformation(info));
+        self
+    }
+
     /// Option 93 with these architectures, in order.
     pub fn arch(mut self, archs: &[u16]) -> Self {
         self.archs = archs.to_vec();
@@ -187,6 +198,8 @@ pub struct ParsedReply {
     pub hostname: Option<String>,
     /// Whether the broadcast flag is set.
     pub broadcast: bool,
+    /// Option 82's agent circuit id, echoed from a relayed request.
+    pub circuit_id: Option<Vec<u8>>,
 }
 
 impl ParsedReply {
@@ -235,6 +248,15 @@ impl ParsedReply {
                 _ => None,
             },
             broadcast: m.flags().broadcast(),
+            circuit_id: match o.get(OptionCode::RelayAgentInformation) {
+                Some(DhcpOption::RelayAgentInformation(info)) => {
+                    match info.get(RelayCode::AgentCircuitId) {
+                        Some(RelayInfo::AgentCircuitId(id)) => Some(id.clone()),
+                        _ => None,
+                    }
+                }
+                _ => None,
+            },
         })
     }
 }

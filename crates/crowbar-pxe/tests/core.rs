@@ -355,6 +355,18 @@ fn relayed_requests_are_served_from_the_relay_subnet_and_answered_to_the_relay()
     assert_eq!(nak.kind, ReplyKind::Nak);
     assert_eq!(nak.to, Destination::Relay(SocketAddrV4::new(RELAY, 67)));
     assert!(p.broadcast, "a NAK through a relay sets the broadcast bit");
+    // Option 82 is copied into the reply (RFC 3046).
+    let (_, p) = reply(
+        s.handle(
+            &ClientPacket::discover(mac(2), 4)
+                .relayed_by(RELAY)
+                .circuit_id(b"switch7/port12")
+                .build(),
+            US,
+            t(0),
+        ),
+    );
+    assert_eq!(p.circuit_id.as_deref(), Some(&b"switch7/port12"[..]));
     let unknown_relay = ClientPacket::discover(mac(1), 3)
         .relayed_by(Ipv4Addr::new(172, 16, 0, 1))
         .build();
