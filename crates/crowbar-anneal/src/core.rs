@@ -2,6 +2,7 @@
 //! finished, time passed, the model changed) and hands back what to do in a [`Ready`].
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use crowbar_core::{
     Batch, Cause, Cluster, CoreError, DeploymentId, DeploymentPhase, NodeId, NodeRoleId,
@@ -170,6 +171,29 @@ pub(crate) struct Running {
 
 const NOT_QUEUED: u32 = u32::MAX;
 
+/// A hasher for the annealer's own maps, keyed by dense ids (run and noderole numbers): one
+/// multiply, instead of SipHash, whose resistance to chosen keys ids do not need.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(29) ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+pub(crate) type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
+
 /// The scheduling core. See the crate docs for the loop that drives it.
 ///
 /// It keeps, beside the cluster, a queue per node of the noderoles that may run there (TODO,
@@ -182,18 +206,19 @@ pub struct Annealer {
     config: AnnealerConfig,
     mirror: Vec<Option<NodeRoleState>>,
     queued: Vec<u32>,
+    queued_on: Vec<NodeId>,
     node_queue: Vec<BTreeSet<(u32, NodeRoleId)>>,
     node_head: Vec<Option<(u32, NodeRoleId)>>,
     node_dirty: Vec<bool>,
     dirty_nodes: Vec<NodeId>,
     heads: BTreeSet<(u32, NodeRoleId)>,
     phases: Vec<Option<DeploymentPhase>>,
-    pub(crate) running: HashMap<RunId, Running>,
-    pub(crate) run_of: HashMap<NodeRoleId, RunId>,
+    pub(crate) running: IdMap<RunId, Running>,
+    pub(crate) run_of: IdMap<NodeRoleId, RunId>,
     next_run: u64,
-    failures: HashMap<NodeRoleId, u32>,
+    failures: IdMap<NodeRoleId, u32>,
     pub(crate) retries: BTreeSet<(Timestamp, NodeRoleId)>,
-    pub(crate) retry_at: HashMap<NodeRoleId, Timestamp>,
+    pub(crate) retry_at: IdMap<NodeRoleId, Timestamp>,
     deadlines: BTreeSet<(Timestamp, RunId)>,
     out: Batch,
     cancels: Vec<Cancel>,
@@ -229,18 +254,19 @@ impl Annealer {
             config,
             mirror: Vec::new(),
             queued: Vec::new(),
+            queued_on: Vec::new(),
             node_queue: Vec::new(),
             node_head: Vec::new(),
             node_dirty: Vec::new(),
             dirty_nodes: Vec::new(),
             heads: BTreeSet::new(),
             phases: Vec::new(),
-            running: HashMap::new(),
-            run_of: HashMap::new(),
+            running: IdMap::default(),
+            run_of: IdMap::default(),
             next_run: 1,
-            failures: HashMap::new(),
+            failures: IdMap::default(),
             retries: BTreeSet::new(),
-            retry_at: HashMap::new(),
+            retry_at: IdMap::default(),
             deadlines: BTreeSet::new(),
             out: Batch::default(),
             cancels: Vec::new(),
@@ -446,7 +472,6 @@ impl Annealer {
             if let Err(e) = self.cluster.start_run(id) {
                 // A role hook refused the start: leave the noderole as it is.
                 tracing::warn!(noderole = %id, error = %e, "could not start a run");
-                self.absorb();
                 continue;
             }
             self.started += 1;
@@ -459,10 +484,8 @@ impl Annealer {
                 if let Err(e) = self.cluster.finish_run(id, result) {
                     tracing::warn!(noderole = %id, error = %e, "could not finish a run");
                 }
-                self.absorb();
                 continue;
             }
-            self.absorb();
             let run = RunId(self.next_run);
             self.next_run += 1;
             let deadline = self
@@ -489,6 +512,9 @@ impl Annealer {
                 deadline,
             });
         }
+        // What the starts changed (the nodes now busy, children a destructive role's instant
+        // success unblocked) is learnt once for the whole wave.
+        self.absorb();
         let ready = Ready {
             batch: std::mem::take(&mut self.out),
             runs,
@@ -515,7 +541,8 @@ impl Annealer {
         outcome: Outcome,
         now: Timestamp,
     ) -> Finished {
-        self.absorb();
+        // No `absorb` here: the changes of a whole wave of results are learnt at once, at the
+        // next `ready`. What must be current is read from the cluster directly.
         let Some(r) = self.running.remove(&run) else {
             return Finished::Stale;
         };
@@ -524,7 +551,12 @@ impl Annealer {
             self.deadlines.remove(&(d, run));
         }
         let id = r.noderole;
-        let result = match outcome {
+        if self.cluster.noderole(id).map(|n| n.state) != Some(NodeRoleState::Transition) {
+            // Moved out of TRANSITION since the run started (its node died, an operator
+            // acted): the result no longer applies, and the run needs no cancelling.
+            return Finished::Stale;
+        }
+        match outcome {
             Ok(out) => match self.cluster.finish_run(
                 id,
                 RunResult::Succeeded {
@@ -533,7 +565,9 @@ impl Annealer {
                 },
             ) {
                 Ok(()) => {
-                    self.failures.remove(&id);
+                    if !self.failures.is_empty() {
+                        self.failures.remove(&id);
+                    }
                     Finished::Succeeded
                 }
                 Err(e) => {
@@ -566,9 +600,7 @@ impl Annealer {
                     retry_at: self.schedule_retry(id, retryable, now),
                 }
             }
-        };
-        self.absorb();
-        result
+        }
     }
 
     /// Moves time to `now`: runs past their deadline are abandoned and their noderoles put in
@@ -686,6 +718,7 @@ impl Annealer {
             let n = (i + 1).max(self.cluster.noderole_id_bound());
             self.mirror.resize(n, None);
             self.queued.resize(n, NOT_QUEUED);
+            self.queued_on.resize(n, NodeId(0));
         }
     }
 
@@ -757,8 +790,8 @@ impl Annealer {
         if old != Some(state) {
             let was_active = old == Some(NodeRoleState::Active);
             if was_active != (state == NodeRoleState::Active) {
-                let children = self.cluster.children(id).to_vec();
-                for c in children {
+                for i in 0..self.cluster.children(id).len() {
+                    let c = self.cluster.children(id)[i];
                     self.reevaluate(c);
                 }
             }
@@ -793,18 +826,11 @@ impl Annealer {
         self.grow(id);
         let i = id.0 as usize;
         if self.queued[i] != NOT_QUEUED {
-            // The noderole is gone: find its node through the queues.
-            let key = (self.queued[i], id);
-            for (n, q) in self.node_queue.iter_mut().enumerate() {
-                if q.remove(&key) {
-                    if !self.node_dirty[n] {
-                        self.node_dirty[n] = true;
-                        self.dirty_nodes.push(NodeId(n as u64));
-                    }
-                    break;
-                }
-            }
+            // The noderole is gone from the cluster: its node is remembered here.
+            let node = self.queued_on[i];
+            self.node_queue[node.0 as usize].remove(&(self.queued[i], id));
             self.queued[i] = NOT_QUEUED;
+            self.touch_node(node);
         }
         self.mirror[i] = None;
         if let Some(run) = self.run_of.remove(&id) {
@@ -848,6 +874,7 @@ impl Annealer {
             q.insert((want, id));
         }
         self.queued[id.0 as usize] = want;
+        self.queued_on[id.0 as usize] = node;
         self.touch_node(node);
     }
 
