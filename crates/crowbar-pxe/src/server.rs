@@ -220,6 +220,54 @@ impl Stats {
     pub fn dropped_total(&self) -> u64 {
         self.dropped.values().sum()
     }
+
+    /// The counters in the Prometheus text exposition format, for a daemon's `/metrics`.
+    pub fn to_prometheus(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        for (name, help, value) in [
+            ("received", "DHCP packets received", self.received),
+            ("offers", "DHCPOFFERs sent", self.offers),
+            ("acks", "DHCPACKs sent", self.acks),
+            ("naks", "DHCPNAKs sent", self.naks),
+            ("releases", "DHCPRELEASEs processed", self.releases),
+            ("declines", "DHCPDECLINEs processed", self.declines),
+            ("expired", "leases that ran out", self.expired),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP crowbar_dhcp_{name}_total {help}\n# TYPE crowbar_dhcp_{name}_total counter\ncrowbar_dhcp_{name}_total {value}"
+            );
+        }
+        let mut labelled = |name: &str, help: &str, rows: Vec<(String, u64)>| {
+            let _ = writeln!(
+                out,
+                "# HELP crowbar_dhcp_{name}_total {help}\n# TYPE crowbar_dhcp_{name}_total counter"
+            );
+            let mut rows = rows;
+            rows.sort();
+            for (reason, n) in rows {
+                let _ = writeln!(out, "crowbar_dhcp_{name}_total{{reason=\"{reason}\"}} {n}");
+            }
+        };
+        labelled(
+            "dropped",
+            "malformed packets dropped",
+            self.dropped
+                .iter()
+                .map(|(r, n)| (format!("{r}"), *n))
+                .collect(),
+        );
+        labelled(
+            "silent",
+            "valid packets that got no reply",
+            self.silent
+                .iter()
+                .map(|(r, n)| (format!("{r:?}"), *n))
+                .collect(),
+        );
+        out
+    }
 }
 
 struct SubnetState {

@@ -445,3 +445,30 @@ fn invalid_configurations_are_refused_with_the_offending_values() {
         Err(crowbar_pxe::PxeError::OverlappingSubnets { .. })
     ));
 }
+
+#[test]
+fn counters_render_for_prometheus() {
+    let mut s = server();
+    dora(&mut s, mac(1), t(0));
+    s.handle(&[1, 2, 3], US, t(0));
+    s.handle(
+        &ClientPacket::release(mac(1), 9, US, Ipv4Addr::new(10, 77, 0, 100)).build(),
+        US,
+        t(1),
+    );
+    let text = s.stats().to_prometheus();
+    for line in [
+        "crowbar_dhcp_received_total 4",
+        "crowbar_dhcp_offers_total 1",
+        "crowbar_dhcp_acks_total 1",
+        "crowbar_dhcp_releases_total 1",
+        "crowbar_dhcp_dropped_total{reason=\"truncated packet\"} 1",
+        "crowbar_dhcp_silent_total{reason=\"Released\"} 1",
+        "# TYPE crowbar_dhcp_naks_total counter",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in\n{text}"
+        );
+    }
+}
