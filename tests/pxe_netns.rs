@@ -721,6 +721,56 @@ fn tftp_clients_fetch_files_with_options_and_cannot_escape_the_root() {
     assert!(got("stolen").is_empty());
 }
 
+impl Lab {
+    /// A bridge in the client namespace joining the veth and a tap for a VM.
+    fn bridge_tap(&self) {
+        for args in [
+            vec!["link", "add", "br0", "type", "bridge"],
+            vec!["link", "set", &self.cli_if, "master", "br0"],
+            vec!["tuntap", "add", "dev", "tap0", "mode", "tap"],
+            vec!["link", "set", "tap0", "master", "br0"],
+            vec!["link", "set", "tap0", "up"],
+            vec!["link", "set", "br0", "up"],
+        ] {
+            let mut full = vec!["ip", "-n", &self.cli];
+            full.extend(args);
+            sh(&full);
+        }
+    }
+
+    /// Starts QEMU (TCG, no KVM) on the tap with an e1000 NIC at `RESERVED_MAC`, network boot.
+    fn spawn_vm(&mut self, machine: &[&str]) {
+        let serial = fs::File::create(self.path("qemu.log")).unwrap();
+        let vm = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.cli,
+                "qemu-system-x86_64",
+                "-accel",
+                "tcg",
+            ])
+            .args(machine)
+            .args([
+                "-display",
+                "none",
+                "-serial",
+                "stdio",
+                "-no-reboot",
+                "-boot",
+                "n",
+            ])
+            .args(["-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no"])
+            .args(["-device", &format!("e1000,netdev=n0,mac={RESERVED_MAC}")])
+            .stdin(Stdio::null())
+            .stdout(serial.try_clone().unwrap())
+            .stderr(serial)
+            .spawn()
+            .unwrap();
+        self.children.push(vm);
+    }
+}
+
 #[test]
 fn qemu_ipxe_rom_pxe_boots_and_fetches_its_per_node_script() {
     let mut lab = lab_or_skip!("qemu", &["qemu-system-x86_64"]);
@@ -728,49 +778,9 @@ fn qemu_ipxe_rom_pxe_boots_and_fetches_its_per_node_script() {
         println!("skipped qemu: ipxe-qemu is not installed");
         return;
     }
-    // The VM's tap and the veth share a bridge in the client namespace.
-    for args in [
-        vec!["link", "add", "br0", "type", "bridge"],
-        vec!["link", "set", &lab.cli_if, "master", "br0"],
-        vec!["tuntap", "add", "dev", "tap0", "mode", "tap"],
-        vec!["link", "set", "tap0", "master", "br0"],
-        vec!["link", "set", "tap0", "up"],
-        vec!["link", "set", "br0", "up"],
-    ] {
-        let mut full = vec!["ip", "-n", &lab.cli];
-        full.extend(args);
-        sh(&full);
-    }
+    lab.bridge_tap();
     lab.start_daemon();
-    let serial = fs::File::create(lab.path("qemu.log")).unwrap();
-    let vm = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &lab.cli,
-            "qemu-system-x86_64",
-            "-accel",
-            "tcg",
-            "-m",
-            "256",
-        ])
-        .args([
-            "-display",
-            "none",
-            "-serial",
-            "stdio",
-            "-no-reboot",
-            "-boot",
-            "n",
-        ])
-        .args(["-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no"])
-        .args(["-device", &format!("e1000,netdev=n0,mac={RESERVED_MAC}")])
-        .stdin(Stdio::null())
-        .stdout(serial.try_clone().unwrap())
-        .stderr(serial)
-        .spawn()
-        .unwrap();
-    lab.children.push(vm);
+    lab.spawn_vm(&["-m", "256"]);
     // Firmware DHCP with user class iPXE → our script over TFTP. TCG is slow; iPXE also
     // waits for IPv6 autoconfiguration first.
     lab.wait_log(
@@ -781,4 +791,43 @@ fn qemu_ipxe_rom_pxe_boots_and_fetches_its_per_node_script() {
     let log = lab.log();
     assert!(log.contains("path=ipxe/52-54-00-aa-bb-01.ipxe"), "{log}");
     assert!(log.contains("kind=Ack yiaddr=10.77.0.50"), "{log}");
+}
+
+#[test]
+fn qemu_uefi_firmware_loads_ipxe_efi_which_fetches_its_script() {
+    let mut lab = lab_or_skip!("qemu-uefi", &["qemu-system-x86_64"]);
+    let code = Path::new("/usr/share/OVMF/OVMF_CODE_4M.fd");
+    let vars = Path::new("/usr/share/OVMF/OVMF_VARS_4M.fd");
+    let ipxe_efi = Path::new("/usr/lib/ipxe/ipxe.efi");
+    if !code.exists() || !ipxe_efi.exists() {
+        println!("skipped qemu-uefi: ovmf or ipxe is not installed");
+        return;
+    }
+    fs::copy(ipxe_efi, lab.path("tftp/ipxe.efi")).unwrap();
+    fs::copy(vars, lab.path("vars.fd")).unwrap();
+    lab.bridge_tap();
+    lab.start_daemon();
+    let code_drive = format!("if=pflash,format=raw,readonly=on,file={}", code.display());
+    let vars_drive = format!(
+        "if=pflash,format=raw,file={}",
+        lab.path("vars.fd").display()
+    );
+    lab.spawn_vm(&[
+        "-machine",
+        "q35",
+        "-m",
+        "512",
+        "-drive",
+        &code_drive,
+        "-drive",
+        &vars_drive,
+    ]);
+    // EDK2's own PXE client (arch 7, no iPXE user class) is told ipxe.efi and downloads it
+    // (after its tsize probe); the chainloaded iPXE asks again, now as iPXE, and gets its
+    // script. The NIC's iPXE EFI ROM may fetch the script first.
+    lab.wait_log("path=ipxe.efi", 1, Duration::from_secs(240));
+    let after = lab.log().matches("TFTP generated file").count();
+    lab.wait_log("TFTP generated file", after + 1, Duration::from_secs(120));
+    let log = lab.log();
+    assert!(log.contains("path=ipxe/52-54-00-aa-bb-01.ipxe"), "{log}");
 }
