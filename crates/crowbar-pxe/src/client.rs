@@ -144,6 +144,12 @@ impl ClientPacket {
             .request_options(&[1, 3, 66, 67])
     }
 
+    /// Option 57: the largest DHCP message the client accepts.
+    pub fn max_message_size(mut self, n: u16) -> Self {
+        self.msg.opts_mut().insert(DhcpOption::MaxMessageSize(n));
+        self
+    }
+
     /// Option 55.
     pub fn request_options(mut self, codes: &[u8]) -> Self {
         self.msg.opts_mut().insert(DhcpOption::ParameterRequestList(

@@ -771,9 +771,13 @@ impl Server {
                 mac: req.mac,
             }
         };
+        let limit = match req.msg.opts().get(OptionCode::MaxMessageSize) {
+            Some(DhcpOption::MaxMessageSize(n)) => usize::from(*n).max(MIN_MAX_MESSAGE),
+            _ => MIN_MAX_MESSAGE,
+        };
         Outcome::Reply(Reply {
             kind,
-            bytes: encode(&m),
+            bytes: encode_within(&mut m, limit),
             to,
             yiaddr,
         })
@@ -870,6 +874,34 @@ fn apply_boot(m: &mut Message, boot: &BootDecision, requested: &[OptionCode]) {
         }
         _ => {}
     }
+}
+
+/// RFC 2131 §2: every client accepts 576-byte messages (IP and UDP headers included).
+const MIN_MAX_MESSAGE: usize = 576;
+const IP_UDP_HEADERS: usize = 28;
+
+/// Encodes `m` so that, with IP and UDP headers, it fits the client's maximum message size
+/// (option 57): optional options are shed in this order until it does.
+fn encode_within(m: &mut Message, limit: usize) -> Vec<u8> {
+    let shed = [
+        OptionCode::DomainName,
+        OptionCode::Hostname,
+        OptionCode::DomainNameServer,
+        OptionCode::BroadcastAddr,
+        OptionCode::TFTPServerName,
+        OptionCode::VendorExtensions,
+    ];
+    let mut bytes = encode(m);
+    for code in shed {
+        if bytes.len() + IP_UDP_HEADERS <= limit {
+            break;
+        }
+        if m.opts_mut().remove(code).is_some() {
+            tracing::debug!(?code, limit, "reply too large, dropping an option");
+            bytes = encode(m);
+        }
+    }
+    bytes
 }
 
 fn encode(m: &Message) -> Vec<u8> {

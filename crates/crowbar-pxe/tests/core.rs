@@ -472,3 +472,21 @@ fn counters_render_for_prometheus() {
         );
     }
 }
+
+#[test]
+fn replies_fit_the_clients_maximum_message_size() {
+    let cfg = ServerConfig::single(SubnetConfig {
+        dns_servers: (1..=100).map(|i| Ipv4Addr::new(10, 77, 1, i)).collect(),
+        ..subnet("10.77.0.0/24", US, Some((100, 199)))
+    });
+    let mut s = Server::new(cfg, Arc::new(HostIndex::default())).unwrap();
+    // No option 57: 576 bytes with IP and UDP headers; the long DNS list is shed.
+    let (offer, _) = reply(s.handle(&ClientPacket::discover(mac(1), 1).build(), US, t(0)));
+    assert!(offer.bytes.len() + 28 <= 576, "{} bytes", offer.bytes.len());
+    // A client that accepts 1472 bytes (iPXE) gets everything.
+    let big = ClientPacket::discover(mac(2), 1)
+        .max_message_size(1472)
+        .build();
+    let (offer, _) = reply(s.handle(&big, US, t(0)));
+    assert!(offer.bytes.len() > 548, "{} bytes", offer.bytes.len());
+}
