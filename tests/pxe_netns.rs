@@ -87,13 +87,21 @@ macro_rules! lab_or_skip {
                 println!("skipped {}: {why}", $name);
                 return;
             }
-            None => Lab::new(),
+            None => match Lab::new() {
+                Ok(lab) => lab,
+                Err(why) => {
+                    println!("skipped {}: {why}", $name);
+                    return;
+                }
+            },
         }
     };
 }
 
 impl Lab {
-    fn new() -> Lab {
+    /// The lab, or why namespaces cannot be made here (root in a container without
+    /// CAP_SYS_ADMIN, say).
+    fn new() -> Result<Lab, String> {
         let n = NEXT.fetch_add(1, Ordering::SeqCst);
         let id = format!("{}{}", std::process::id(), n);
         let lab = Lab {
@@ -104,7 +112,13 @@ impl Lab {
             dir: tempfile::tempdir().unwrap(),
             children: Vec::new(),
         };
-        sh(&["ip", "netns", "add", &lab.srv]);
+        let probe = run(Command::new("ip").args(["netns", "add", &lab.srv]));
+        if !probe.status.success() {
+            return Err(format!(
+                "cannot create a network namespace: {}",
+                String::from_utf8_lossy(&probe.stderr).trim()
+            ));
+        }
         sh(&["ip", "netns", "add", &lab.cli]);
         sh(&[
             "ip",
@@ -138,7 +152,7 @@ impl Lab {
         fs::create_dir_all(&etc).unwrap();
         fs::copy("/etc/resolv.conf", etc.join("resolv.conf")).ok();
         fs::create_dir_all(lab.path("tftp/sub")).unwrap();
-        lab
+        Ok(lab)
     }
 
     fn netns_etc(&self) -> PathBuf {
