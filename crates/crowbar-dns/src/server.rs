@@ -17,7 +17,7 @@ use ipnet::IpNet;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::task::JoinSet;
-use tracing::{debug, info, warn};
+use tracing::{Instrument, debug, info, warn};
 
 use crate::wire::{Outcome, QueryContext, Transport};
 use crate::{DnsError, Zones};
@@ -209,8 +209,15 @@ async fn udp_loop(sock: UdpSocket, shared: Arc<Shared>) {
         if src.port() == 0 {
             continue;
         }
-        let ctx = shared.context(src.ip(), Transport::Udp);
-        let outcome = shared.zones.load().respond(&buf[..n], &ctx, &mut out);
+        // A span per query (entered only around the synchronous part, never across an
+        // await); when trace level is off this costs one relaxed atomic load.
+        let outcome =
+            tracing::trace_span!("dns_query", %src, transport = "udp", len = n).in_scope(|| {
+                let ctx = shared.context(src.ip(), Transport::Udp);
+                let outcome = shared.zones.load().respond(&buf[..n], &ctx, &mut out);
+                tracing::trace!(?outcome, reply_len = out.len(), "answered");
+                outcome
+            });
         match outcome {
             Outcome::Reply => {
                 if let Err(error) = sock.send_to(&out, src).await {
@@ -285,6 +292,17 @@ struct TcpHandler {
 #[async_trait::async_trait]
 impl RequestHandler for TcpHandler {
     async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        response_handle: R,
+    ) -> ResponseInfo {
+        let span = tracing::trace_span!("dns_query", src = %request.src(), transport = "tcp");
+        self.handle(request, response_handle).instrument(span).await
+    }
+}
+
+impl TcpHandler {
+    async fn handle<R: ResponseHandler>(
         &self,
         request: &Request,
         mut response_handle: R,
