@@ -741,3 +741,96 @@ fn unavailable_and_dead_nodes_run_nothing_and_the_plan_says_so() {
         "#]],
     );
 }
+
+#[test]
+fn plan_previews_a_deployment_commit_without_changing_anything() {
+    let mut c = Cluster::new();
+    c.create_role(RoleSpec::new("base").flag(RoleFlag::Implicit))
+        .unwrap();
+    c.create_role(RoleSpec::new("app").requires(["base"]))
+        .unwrap();
+    for n in ["n1", "n2"] {
+        c.create_node(
+            NodeSpec::new(format!("{n}.example.com"))
+                .alive(true)
+                .available(true),
+        )
+        .unwrap();
+    }
+    let prod = c.create_deployment("prod", None).unwrap();
+    c.bind_by_name("app", "n1", Some("prod")).unwrap();
+    c.bind_by_name("app", "n2", Some("prod")).unwrap();
+    let mut a = Annealer::new(c, AnnealerConfig::with_max_running(1)).unwrap();
+    let labels = |a: &Annealer, plan: &crowbar_anneal::Plan| -> Vec<String> {
+        plan.runs
+            .iter()
+            .map(|r| format!("{} {}", r.wave, a.cluster().label(r.noderole)))
+            .collect()
+    };
+    let plan = a.plan(PlanScope::Deployment(prod));
+    assert_eq!(
+        labels(&a, &plan),
+        ["0 base@n1", "1 base@n2", "2 app@n1", "3 app@n2"]
+    );
+    assert_eq!(plan.waves, 4);
+    assert!(plan.stuck.is_empty());
+    // Without the commit nothing would run, and planning changed nothing.
+    let current = a.plan(PlanScope::Current);
+    assert!(current.runs.is_empty() && current.stuck.is_empty());
+    let ready = a.ready(Timestamp(0));
+    assert!(ready.runs.is_empty());
+    a.advance();
+    assert!(
+        a.cluster()
+            .noderoles()
+            .all(|n| n.state == crowbar_core::NodeRoleState::Proposed)
+    );
+    // Committing runs exactly what the plan said, in that order.
+    a.update(|c| c.commit_deployment(prod)).unwrap();
+    let mut order = Vec::new();
+    loop {
+        let ready = a.ready(Timestamp(0));
+        a.advance();
+        if ready.is_empty() {
+            break;
+        }
+        for r in ready.runs {
+            order.push(a.cluster().label(r.noderole));
+            a.handle_run_finished(r.run, Ok(JigOutput::empty()), Timestamp(0));
+        }
+    }
+    let planned: Vec<String> = plan
+        .runs
+        .iter()
+        .map(|r| a.cluster().label(r.noderole))
+        .collect();
+    assert_eq!(order, planned);
+}
+
+#[test]
+fn a_deleted_node_leaves_the_queues() {
+    let mut c = Cluster::new();
+    c.create_role(RoleSpec::new("a")).unwrap();
+    let mut nodes = Vec::new();
+    for n in ["n1", "n2"] {
+        nodes.push(
+            c.create_node(NodeSpec::new(format!("{n}.example.com")).alive(true))
+                .unwrap(),
+        );
+        c.bind_by_name("a", n, None).unwrap();
+    }
+    for n in &nodes {
+        c.commit_node(*n).unwrap();
+    }
+    let mut a = Annealer::new(c, AnnealerConfig::with_max_running(1)).unwrap();
+    let first = a.ready(Timestamp(0));
+    a.advance();
+    assert_eq!(first.runs.len(), 1);
+    a.update(|c| c.delete_node(nodes[1])).unwrap();
+    a.handle_run_finished(first.runs[0].run, Ok(JigOutput::empty()), Timestamp(0));
+    let next = a.ready(Timestamp(0));
+    a.advance();
+    assert!(next.runs.is_empty(), "{:?}", next.runs);
+    assert!(a.is_idle());
+    assert_eq!(next.batch.deleted_nodes, [nodes[1]]);
+}
