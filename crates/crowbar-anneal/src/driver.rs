@@ -449,6 +449,9 @@ impl Task {
             for (run, outcome) in immediate {
                 self.annealer.handle_run_finished(run, outcome, now);
             }
+            // Instant jigs and an in-memory store never wait: let other tasks (and this
+            // driver's own commands) in now and then.
+            tokio::task::consume_budget().await;
         }
         let idle = self.annealer.is_idle() && self.by_run.is_empty();
         if idle {
