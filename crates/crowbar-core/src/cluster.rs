@@ -177,6 +177,10 @@ pub struct Cluster {
     clock: Arc<dyn Clock>,
     extensions: Extensions,
     depth: u32,
+    /// The time of the outermost operation running, read once per operation.
+    now: Option<crate::Timestamp>,
+    /// A reusable stack for graph walks.
+    pub(crate) scratch: Vec<NodeRoleId>,
     undo: Vec<Undo>,
     events: VecDeque<HookEvent>,
     pending: Pending,
@@ -245,6 +249,8 @@ impl Cluster {
             clock,
             extensions: Extensions::default(),
             depth: 0,
+            now: None,
+            scratch: Vec::new(),
             undo: Vec::new(),
             events: VecDeque::new(),
             pending: Pending {
@@ -438,12 +444,15 @@ impl Cluster {
     }
 
     /// Crowbar's runnable predicate: TODO, in a committed deployment, on an alive and available
-    /// node that has no noderole in TRANSITION or ERROR. O(1).
+    /// node that has no noderole in TRANSITION or ERROR; and, beyond Crowbar, every parent
+    /// ACTIVE (a parent on a node that died is deactivated without ripple, so its TODO children
+    /// must wait for it). O(1).
     pub fn is_runnable(&self, id: NodeRoleId) -> bool {
         let Some(nr) = self.noderole(id) else {
             return false;
         };
         nr.state == NodeRoleState::Todo
+            && self.is_activatable(id)
             && self.deployment_committed(nr.deployment)
             && self.node(nr.node).is_some_and(|n| n.alive && n.available)
             && !self.node_is_busy(nr.node)
@@ -681,6 +690,9 @@ impl Cluster {
             result = Err(e);
         }
         self.depth -= 1;
+        if self.depth == 0 {
+            self.now = None;
+        }
         match result {
             Ok(v) => {
                 if self.depth == 0 {
@@ -957,7 +969,14 @@ impl Cluster {
         to: NodeRoleState,
         cause: Cause,
     ) {
-        let at = self.clock.now();
+        let at = match self.now {
+            Some(t) => t,
+            None => {
+                let t = self.clock.now();
+                self.now = Some(t);
+                t
+            }
+        };
         self.pending.history.push(HistoryEntry {
             noderole: id,
             from,

@@ -410,14 +410,8 @@ impl Cluster {
     pub fn commit_deployment(&mut self, id: DeploymentId) -> Result<(), CoreError> {
         self.txn(|c| {
             let mut d = c.get_deployment(id)?.clone();
-            let mut list: Vec<NodeRoleId> = c
-                .by_deployment_role
-                .iter()
-                .filter(|((dep, _), _)| *dep == id)
-                .flat_map(|(_, v)| v.iter().copied())
-                .filter(|nr| c.nr(*nr).state == NodeRoleState::Proposed)
-                .collect();
-            list.sort();
+            let mut list = c.noderoles_in(id);
+            list.retain(|nr| c.nr(*nr).state == NodeRoleState::Proposed);
             if d.phase != DeploymentPhase::Committed {
                 d.phase = DeploymentPhase::Committed;
                 c.replace_deployment(d);
@@ -621,8 +615,9 @@ impl Cluster {
             return;
         }
         self.set_state(id, NodeRoleState::Active, runs, cause, true);
-        let children = self.children(id).to_vec();
-        for child in children {
+        // Unblocking a child changes only that child's subtree, never this list.
+        for i in 0..self.links[id.index()].children.len() {
+            let child = self.links[id.index()].children[i];
             if self.nr(child).state == NodeRoleState::Blocked && self.is_activatable(child) {
                 self.todo_inner(child, Cause::ParentActive { parent: id });
             }
@@ -717,9 +712,18 @@ impl Cluster {
     }
 
     fn block_children(&mut self, origin: NodeRoleId) {
-        let mut stack: Vec<NodeRoleId> = self.children(origin).to_vec();
+        // The common case, no child in ERROR or TODO, allocates nothing.
+        let blockable = |c: &Cluster, d: NodeRoleId| {
+            matches!(c.nr(d).state, NodeRoleState::Error | NodeRoleState::Todo)
+        };
+        if !self.children(origin).iter().any(|d| blockable(self, *d)) {
+            return;
+        }
+        let mut stack = std::mem::take(&mut self.scratch);
+        stack.clear();
+        stack.extend_from_slice(self.children(origin));
         while let Some(d) = stack.pop() {
-            if matches!(self.nr(d).state, NodeRoleState::Error | NodeRoleState::Todo) {
+            if blockable(self, d) {
                 let runs = self.nr(d).run_count;
                 self.set_state(
                     d,
@@ -731,6 +735,7 @@ impl Cluster {
                 stack.extend_from_slice(self.children(d));
             }
         }
+        self.scratch = stack;
     }
 
     /// Puts a noderole back to TODO (every parent ACTIVE) or BLOCKED, without ripple; PROPOSED

@@ -301,9 +301,10 @@ fn node_death_deactivates_its_noderoles_in_cohort_order_and_they_rerun() {
         succeed c@n1
         alive n1 true
         runnable
-        # a node dying does not ripple to other nodes
+        # a node dying does not ripple to other nodes, but b@n1 waits for its parent again
         alive n2 false
         show
+        runnable
         ",
         expect![[r#"
             > role a
@@ -348,6 +349,8 @@ fn node_death_deactivates_its_noderoles_in_cohort_order_and_they_rerun() {
               a@n2 [system] TODO cohort=0 runs=1 parents=[]
               b@n1 [system] TODO cohort=1 runs=1 parents=[a@n2]
               c@n1 [system] BLOCKED cohort=2 runs=0 parents=[b@n1]
+            > runnable
+              runnable: []
         "#]],
     );
 }
