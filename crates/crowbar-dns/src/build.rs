@@ -132,6 +132,7 @@ pub(crate) fn build(
         b.tails.extend_from_slice(&soa);
         b.recs.push(Rec {
             owner: apex,
+            owner_len: apex_wire.len() as u8,
             zone: zi as u16,
             rtype: TYPE_SOA,
             tail,
@@ -158,6 +159,7 @@ pub(crate) fn build(
 #[derive(Clone, Copy)]
 struct Rec {
     owner: u32,
+    owner_len: u8,
     zone: u16,
     rtype: u16,
     tail: u32,
@@ -220,17 +222,19 @@ impl Builder<'_> {
     fn add(&mut self, owner: u32, zone: u16, rtype: u16, ttl: u32, rdata: &[u8]) {
         let tail = self.tails.len() as u32;
         push_tail(&mut self.tails, rtype, ttl, rdata);
+        let owner_len = wire_len(&self.names, owner as usize) as u8;
         self.recs.push(Rec {
             owner,
+            owner_len,
             zone,
             rtype,
             tail,
         });
     }
 
-    fn name(&self, off: u32) -> &[u8] {
-        let off = off as usize;
-        &self.names[off..off + wire_len(&self.names, off)]
+    fn name(&self, r: &Rec) -> &[u8] {
+        let off = r.owner as usize;
+        &self.names[off..off + usize::from(r.owner_len)]
     }
 
     fn tail(&self, off: u32) -> &[u8] {
@@ -242,14 +246,14 @@ impl Builder<'_> {
     fn pack(&mut self, ns: &DnsName, glue: &[u8], glue_count: u16) -> NameTable {
         let mut recs = std::mem::take(&mut self.recs);
         recs.sort_unstable_by(|a, b| {
-            self.name(a.owner)
-                .cmp(self.name(b.owner))
+            self.name(a)
+                .cmp(self.name(b))
                 .then(a.rtype.cmp(&b.rtype))
                 .then_with(|| self.tail(a.tail).cmp(self.tail(b.tail)))
         });
         recs.dedup_by(|b, a| {
             a.rtype == b.rtype
-                && self.name(a.owner) == self.name(b.owner)
+                && self.name(a) == self.name(b)
                 && self.tail(a.tail) == self.tail(b.tail)
         });
         // Owner groups, as ranges of `recs`.
@@ -257,7 +261,7 @@ impl Builder<'_> {
         let mut i = 0;
         while i < recs.len() {
             let mut j = i + 1;
-            while j < recs.len() && self.name(recs[j].owner) == self.name(recs[i].owner) {
+            while j < recs.len() && self.name(&recs[j]) == self.name(&recs[i]) {
                 j += 1;
             }
             groups.push((i, j));
@@ -266,15 +270,13 @@ impl Builder<'_> {
         // Empty non-terminals: every missing ancestor up to the zone's apex.
         let mut ents: Vec<(Vec<u8>, u16)> = Vec::new();
         {
-            let owners: HashSet<&[u8]> = groups
-                .iter()
-                .map(|&(i, _)| self.name(recs[i].owner))
-                .collect();
+            let owners: HashSet<&[u8]> = groups.iter().map(|&(i, _)| self.name(&recs[i])).collect();
             let mut seen: HashSet<Vec<u8>> = HashSet::new();
             for &(i, _) in &groups {
-                let (name, zone) = (self.name(recs[i].owner), recs[i].zone);
+                let (name, zone) = (self.name(&recs[i]), recs[i].zone);
                 let apex = &self.zones[usize::from(zone)].apex;
-                if !DnsName::from_wire_unchecked(name).is_subdomain_of(apex) {
+                let under = crate::name::label_starts(name).any(|p| &name[p..] == apex.wire());
+                if !under {
                     continue; // RFC 2317 natural names live in a parent we do not own
                 }
                 let mut cur = name;
@@ -306,7 +308,7 @@ impl Builder<'_> {
                     _ => sets.push((r.rtype, 1, self.tail(r.tail).to_vec())),
                 }
             }
-            let key = self.name(recs[i].owner);
+            let key = self.name(&recs[i]);
             let zone = recs[i].zone;
             let apex = &self.zones[usize::from(zone)].apex;
             let glued = glue_count > 0 && apex.wire() == key && ns.is_subdomain_of(apex);
