@@ -9,7 +9,7 @@
 //! - `driver_sqlite` (1k nodes): the same into `SqliteStore` (WAL, synchronous=FULL); its
 //!   throughput is in state transitions.
 //!
-//! `cargo bench -p crowbar --bench anneal`. In test mode (`-- --test`) the 100k case is left
+//! `cargo bench -p crowbar --bench anneal`. In test mode (`-- --test`, or under `cargo test --benches`) the 100k case is left
 //! out so that CI stays fast.
 
 use std::hint::black_box;
@@ -172,8 +172,11 @@ fn driver(rt: &tokio::runtime::Runtime, a: Annealer, store: Arc<dyn Store>) -> (
     })
 }
 
+/// Criterion's test mode: `cargo bench -- --test`, or the bench run by `cargo test` (no
+/// `--bench` argument), where each benchmark runs once.
 fn test_mode() -> bool {
-    std::env::args().any(|a| a == "--test")
+    let mut args = std::env::args();
+    args.any(|a| a == "--test") || !std::env::args().any(|a| a == "--bench")
 }
 
 fn anneal(c: &mut Criterion) {
