@@ -132,7 +132,6 @@ pub fn dhcp_hosts(cluster: &Cluster) -> Vec<HostEntry> {
 /// Keeps a DNS server's [`Zones`] in step with the model.
 pub struct DnsFeed {
     zones: Arc<Zones>,
-    served: Vec<Host>,
 }
 
 impl DnsFeed {
@@ -142,9 +141,8 @@ impl DnsFeed {
         let Some(config) = dns_zone_config(cluster) else {
             return Ok(None);
         };
-        let served = dns_hosts(cluster);
-        let zones = Arc::new(Zones::new(config, served.clone(), 1)?);
-        Ok(Some(DnsFeed { zones, served }))
+        let zones = Arc::new(Zones::new(config, dns_hosts(cluster), 1)?);
+        Ok(Some(DnsFeed { zones }))
     }
 
     /// The zones to hand to a [`DnsServer`](crate::dns::DnsServer).
@@ -155,13 +153,13 @@ impl DnsFeed {
     /// Recomputes the hosts; if they changed, swaps them in (forward, reverse and SOA serial in
     /// one snapshot) and returns the new serial.
     pub fn refresh(&mut self, cluster: &Cluster) -> Result<Option<u32>, DnsError> {
-        let hosts = dns_hosts(cluster);
-        if hosts == self.served {
+        // Compare with what the zones serve (kept in name order) rather than a copy of our own.
+        let mut hosts = dns_hosts(cluster);
+        hosts.sort_by(|a, b| a.fqdn.cmp(&b.fqdn));
+        if hosts == self.zones.hosts() {
             return Ok(None);
         }
-        let serial = self.zones.replace(hosts.clone())?;
-        self.served = hosts;
-        Ok(Some(serial))
+        Ok(Some(self.zones.replace(hosts)?))
     }
 }
 
