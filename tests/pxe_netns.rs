@@ -264,6 +264,7 @@ window_size_limit = 16
     }
 
     /// Runs udhcpc once in the client namespace and returns what its script saw when bound.
+    /// The script also configures the address, as a real client does (so it answers ARP).
     fn udhcpc(&self, mac: &str, extra: &[&str]) -> String {
         self.set_cli_mac(mac);
         let script = self.path("udhcpc.sh");
@@ -271,8 +272,9 @@ window_size_limit = 16
         fs::write(
             &script,
             format!(
-                "#!/bin/sh\n[ \"$1\" = bound ] && echo \"ip=$ip siaddr=$siaddr boot_file=$boot_file \
-                 bootfile=$bootfile tftp=$tftp serverid=$serverid lease=$lease hostname=$hostname\" > {}\nexit 0\n",
+                "#!/bin/sh\nif [ \"$1\" = bound ]; then\n echo \"ip=$ip siaddr=$siaddr boot_file=$boot_file \
+                 bootfile=$bootfile tftp=$tftp serverid=$serverid lease=$lease hostname=$hostname\" > {}\n \
+                 ip addr add \"$ip/${{mask:-24}}\" dev \"$interface\"\nfi\nexit 0\n",
                 out_file.display()
             ),
         )
@@ -308,6 +310,126 @@ window_size_limit = 16
             .trim()
             .to_owned()
     }
+
+    /// Starts tcpdump on the client's veth (every UDP frame to port 68, link-level headers
+    /// and decoded BOOTP) and waits until it captures.
+    fn start_capture(&mut self) {
+        let out = fs::File::create(self.path("capture.txt")).unwrap();
+        let err = fs::File::create(self.path("capture.err")).unwrap();
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.cli])
+            .args([
+                "tcpdump",
+                "-i",
+                &self.cli_if,
+                "-n",
+                "-e",
+                "-l",
+                "-v",
+                "udp",
+                "port",
+                "68",
+            ])
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap();
+        self.children.push(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !fs::read_to_string(self.path("capture.err"))
+            .unwrap_or_default()
+            .contains("listening on")
+        {
+            assert!(Instant::now() < deadline, "tcpdump did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The captured DHCP replies for `chaddr`, as (message type, destination MAC,
+    /// destination IP), polling until there are at least `count` of them.
+    fn captured_replies(&self, chaddr: &str, count: usize) -> Vec<(String, String, String)> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let text = fs::read_to_string(self.path("capture.txt")).unwrap_or_default();
+            let replies: Vec<_> = bootp_frames(&text)
+                .into_iter()
+                .filter(|f| f.reply && f.chaddr == chaddr)
+                .map(|f| (f.kind, f.dst_mac, f.dst_ip))
+                .collect();
+            if replies.len() >= count {
+                return replies;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "fewer than {count} replies to {chaddr} captured:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn server_neighbours(&self) -> String {
+        let out =
+            run(Command::new("ip").args(["-n", &self.srv, "neigh", "show", "dev", &self.srv_if]));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+}
+
+/// One BOOTP frame in `tcpdump -e -v` output.
+#[derive(Debug)]
+struct BootpFrame {
+    dst_mac: String,
+    dst_ip: String,
+    reply: bool,
+    chaddr: String,
+    kind: String,
+}
+
+/// Splits `tcpdump -n -e -v` output into frames: a frame starts with an unindented line
+/// `time src_mac > dst_mac, ...`; its IP/UDP line is `src.port > dst.port: BOOTP/DHCP, Reply`.
+fn bootp_frames(text: &str) -> Vec<BootpFrame> {
+    let mut frames: Vec<BootpFrame> = Vec::new();
+    for line in text.lines() {
+        if !line.starts_with([' ', '\t']) {
+            let mut words = line.split_whitespace();
+            let dst_mac = words
+                .nth(3)
+                .unwrap_or_default()
+                .trim_end_matches(',')
+                .to_owned();
+            frames.push(BootpFrame {
+                dst_mac,
+                dst_ip: String::new(),
+                reply: false,
+                chaddr: String::new(),
+                kind: String::new(),
+            });
+            continue;
+        }
+        let Some(f) = frames.last_mut() else { continue };
+        let line = line.trim();
+        if line.contains("BOOTP/DHCP") {
+            f.reply = line.contains("Reply");
+            if let Some(dst) = line.split_whitespace().nth(2) {
+                let dst = dst.trim_end_matches(':');
+                f.dst_ip = dst
+                    .rsplit_once('.')
+                    .map_or(dst, |(ip, _port)| ip)
+                    .to_owned();
+            }
+        } else if let Some(mac) = line.strip_prefix("Client-Ethernet-Address ") {
+            f.chaddr = mac.trim().to_owned();
+        } else if let Some(kind) =
+            line.strip_prefix("DHCP-Message (53), length 1: ")
+                .or_else(|| {
+                    line.split_once("DHCP-Message Option 53, length 1: ")
+                        .map(|(_, k)| k)
+                })
+        {
+            f.kind = kind.trim().to_owned();
+        }
+    }
+    frames
 }
 
 impl Drop for Lab {
@@ -454,6 +576,64 @@ fn udhcpc_gets_the_reservation_and_pxe_options_per_architecture() {
     );
     assert_eq!(field(&installed, "ip"), "10.77.0.50", "{installed}");
     assert_eq!(field(&installed, "boot_file"), "", "{installed}");
+}
+
+#[test]
+fn replies_to_a_client_without_the_broadcast_flag_are_unicast_at_its_mac() {
+    let mut lab = lab_or_skip!("unicast", &["udhcpc", "tcpdump"]);
+    lab.start_daemon();
+    lab.start_capture();
+    // udhcpc without -B leaves the broadcast flag clear: RFC 2131 §4.1 says unicast to
+    // yiaddr at chaddr, which the server can only do after writing the neighbour entry.
+    let plain = lab.udhcpc(RESERVED_MAC, &[]);
+    assert_eq!(field(&plain, "ip"), "10.77.0.50", "{plain}");
+    let replies = lab.captured_replies(RESERVED_MAC, 2);
+    assert_eq!(
+        replies,
+        vec![
+            ("Offer".into(), RESERVED_MAC.into(), "10.77.0.50".into()),
+            ("ACK".into(), RESERVED_MAC.into(), "10.77.0.50".into()),
+        ],
+        "OFFER and ACK unicast at the client's MAC and yiaddr; daemon log:\n{}\ncapture:\n{}",
+        lab.log(),
+        fs::read_to_string(lab.path("capture.txt")).unwrap_or_default()
+    );
+    let neigh = lab.server_neighbours();
+    assert!(
+        neigh
+            .lines()
+            .any(|l| l.starts_with("10.77.0.50 ") && l.contains(&format!("lladdr {RESERVED_MAC}"))),
+        "no neighbour entry for the client on the server:\n{neigh}"
+    );
+    // udhcpc -B sets the broadcast flag: OFFER and ACK are broadcast.
+    let flagged = lab.udhcpc(LOCAL_MAC, &["-B"]);
+    assert_eq!(field(&flagged, "ip"), "10.77.0.51", "{flagged}");
+    let replies = lab.captured_replies(LOCAL_MAC, 2);
+    assert_eq!(
+        replies,
+        vec![
+            (
+                "Offer".into(),
+                "ff:ff:ff:ff:ff:ff".into(),
+                "255.255.255.255".into()
+            ),
+            (
+                "ACK".into(),
+                "ff:ff:ff:ff:ff:ff".into(),
+                "255.255.255.255".into()
+            ),
+        ]
+    );
+    lab.wait_log(
+        "DHCP reply kind=Ack yiaddr=10.77.0.51 to=255.255.255.255:68",
+        1,
+        Duration::from_secs(5),
+    );
+    lab.wait_log(
+        "DHCP reply kind=Ack yiaddr=10.77.0.50 to=10.77.0.50:68",
+        1,
+        Duration::from_secs(5),
+    );
 }
 
 #[test]

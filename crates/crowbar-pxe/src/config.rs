@@ -21,6 +21,16 @@ pub enum HostsConfig {
     File(PathBuf),
     /// Entries written in the configuration itself.
     Inline(Vec<HostEntry>),
+    /// A crowbar store (its SQLite file), key `[crowbar_store]`. This crate does not read
+    /// the model: the embedding program loads the cluster, serves its DHCP database and
+    /// checks the store's revision every `poll` for changes (`crowbar-dhcpd` does; see
+    /// [`run_daemon_with_hosts`](crate::run_daemon_with_hosts)).
+    Store {
+        /// The store's file.
+        path: PathBuf,
+        /// How often to look for a new revision.
+        poll: Duration,
+    },
 }
 
 /// The validated daemon configuration.
@@ -63,7 +73,20 @@ struct RawConfig {
     hosts_file: Option<PathBuf>,
     #[serde(default)]
     host: Vec<RawHost>,
+    crowbar_store: Option<RawStore>,
     tftp: Option<RawTftp>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    path: PathBuf,
+    #[serde(default = "default_store_poll")]
+    poll_ms: u64,
+}
+
+fn default_store_poll() -> u64 {
+    2000
 }
 
 fn yes() -> bool {
@@ -218,15 +241,28 @@ impl DaemonConfig {
                 reserved_lease_secs: s.reserved_lease_secs,
             })
             .collect();
-        let hosts = match (raw.hosts_file, raw.host.is_empty()) {
-            (Some(_), false) => {
-                return Err(PxeError::config(
-                    "hosts_file",
-                    "use either hosts_file or [[host]], not both",
-                ));
+        let hosts = match (raw.hosts_file, raw.host.is_empty(), raw.crowbar_store) {
+            (Some(_), false, _) => return Err(PxeError::conflict("hosts_file", "[[host]]")),
+            (Some(_), _, Some(_)) => {
+                return Err(PxeError::conflict("hosts_file", "[crowbar_store]"));
             }
-            (Some(f), true) => HostsConfig::File(anchor(f)),
-            (None, _) => HostsConfig::Inline(parse_hosts(raw.host)?),
+            (None, false, Some(_)) => {
+                return Err(PxeError::conflict("[[host]]", "[crowbar_store]"));
+            }
+            (Some(f), true, None) => HostsConfig::File(anchor(f)),
+            (None, true, Some(store)) => {
+                if store.poll_ms == 0 {
+                    return Err(PxeError::config(
+                        "crowbar_store.poll_ms",
+                        "must be at least 1",
+                    ));
+                }
+                HostsConfig::Store {
+                    path: anchor(store.path),
+                    poll: Duration::from_millis(store.poll_ms),
+                }
+            }
+            (None, _, None) => HostsConfig::Inline(parse_hosts(raw.host)?),
         };
         let tftp = raw.tftp.map(|t| TftpConfig {
             root: anchor(t.root),
@@ -321,6 +357,61 @@ block_size_limit = 1468
                 .iter()
                 .any(|r| r.target == BootTarget::Tftp("lpxelinux.0".into()))
         );
+    }
+
+    #[test]
+    fn a_crowbar_store_is_a_hosts_source_of_its_own() {
+        let base = EXAMPLE.replace(
+            "[[host]]\nfqdn = \"node1.example.com\"\nmacs = [\"52:54:00:aa:bb:01\"]\naddress = \"10.77.0.50/24\"\n",
+            "",
+        );
+        assert!(!base.contains("[[host]]"));
+        let with_store = format!("{base}\n[crowbar_store]\npath = \"crowbar.sqlite\"\n");
+        let c =
+            DaemonConfig::parse(&with_store, Path::new("c.toml"), Path::new("/etc/cb")).unwrap();
+        assert_eq!(
+            c.hosts,
+            HostsConfig::Store {
+                path: PathBuf::from("/etc/cb/crowbar.sqlite"),
+                poll: Duration::from_secs(2)
+            }
+        );
+        let fast = format!("{with_store}poll_ms = 250\n");
+        let c = DaemonConfig::parse(&fast, Path::new("c.toml"), Path::new("/")).unwrap();
+        assert!(
+            matches!(c.hosts, HostsConfig::Store { poll, .. } if poll == Duration::from_millis(250))
+        );
+
+        // With another source: an error naming both keys.
+        let both = format!("hosts_file = \"hosts.toml\"\n{with_store}");
+        let err = DaemonConfig::parse(&both, Path::new("c.toml"), Path::new("/")).unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                PxeError::ConflictingKeys {
+                    first: "hosts_file",
+                    second: "[crowbar_store]"
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "invalid configuration: hosts_file and [crowbar_store] cannot be used together"
+        );
+        let inline = format!("{EXAMPLE}\n[crowbar_store]\npath = \"crowbar.sqlite\"\n");
+        assert!(matches!(
+            DaemonConfig::parse(&inline, Path::new("c.toml"), Path::new("/")),
+            Err(PxeError::ConflictingKeys {
+                first: "[[host]]",
+                second: "[crowbar_store]"
+            })
+        ));
+        let zero = format!("{with_store}poll_ms = 0\n");
+        assert!(matches!(
+            DaemonConfig::parse(&zero, Path::new("c.toml"), Path::new("/")),
+            Err(PxeError::InvalidConfig { .. })
+        ));
     }
 
     #[test]

@@ -16,6 +16,13 @@ fn load_hosts(config: &HostsConfig) -> Result<Arc<HostIndex>, PxeError> {
     let entries = match config {
         HostsConfig::File(path) => StaticHosts::load(path)?.hosts()?,
         HostsConfig::Inline(list) => list.clone(),
+        HostsConfig::Store { .. } => {
+            return Err(PxeError::config(
+                "crowbar_store",
+                "this program cannot read a crowbar store; load the cluster and call \
+                 run_daemon_with_hosts (crowbar-dhcpd does)",
+            ));
+        }
     };
     Ok(Arc::new(HostIndex::new(entries)?))
 }
@@ -24,14 +31,15 @@ fn load_hosts(config: &HostsConfig) -> Result<Arc<HostIndex>, PxeError> {
 ///
 /// Leases are loaded from the store at start and written back in batches while running.
 /// Every message on `reload` re-reads the hosts file; a file that does not validate is
-/// logged and the previous reservations stay in force.
+/// logged and the previous reservations stay in force. For reservations from somewhere this
+/// crate cannot read ([`HostsConfig::Store`]) use [`run_daemon_with_hosts`].
 pub async fn run_daemon(
     config: DaemonConfig,
     mut reload: mpsc::Receiver<()>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<Stats, PxeError> {
     let hosts = load_hosts(&config.hosts)?;
-    let (hosts_tx, hosts_rx) = watch::channel(hosts.clone());
+    let (hosts_tx, hosts_rx) = watch::channel(hosts);
     let hosts_config = config.hosts.clone();
     let reloader = tokio::spawn(async move {
         while reload.recv().await.is_some() {
@@ -46,6 +54,20 @@ pub async fn run_daemon(
             }
         }
     });
+    let result = run_daemon_with_hosts(config, hosts_rx, shutdown).await;
+    reloader.abort();
+    result
+}
+
+/// [`run_daemon`] with reservations fed by the caller: the current value of `hosts` at start,
+/// then every new one sent on it (an adapter over the crowbar model, say). `config.hosts` is
+/// not read.
+pub async fn run_daemon_with_hosts(
+    config: DaemonConfig,
+    hosts_rx: watch::Receiver<Arc<HostIndex>>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<Stats, PxeError> {
+    let hosts = hosts_rx.borrow().clone();
     let mut store: Box<dyn LeaseStore> = match &config.lease_db {
         Some(path) => Box::new(SqliteLeaseStore::open(path)?),
         None => Box::new(MemLeaseStore::new()),
@@ -78,7 +100,6 @@ pub async fn run_daemon(
     if let Some(t) = tftp {
         t.abort();
     }
-    reloader.abort();
     let stats = server.stats().clone();
     tracing::info!(
         received = stats.received,
@@ -86,6 +107,8 @@ pub async fn run_daemon(
         acks = stats.acks,
         naks = stats.naks,
         dropped = stats.dropped_total(),
+        hardware_unicast = stats.hardware_unicast,
+        hardware_fallback = stats.hardware_fallback,
         "DHCP stopped"
     );
     Ok(stats)

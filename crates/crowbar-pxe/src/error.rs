@@ -75,6 +75,14 @@ pub enum PxeError {
         /// Why it is invalid.
         reason: String,
     },
+    /// Two configuration keys that exclude each other were both given.
+    #[error("invalid configuration: {first} and {second} cannot be used together")]
+    ConflictingKeys {
+        /// The first key.
+        first: &'static str,
+        /// The second key.
+        second: &'static str,
+    },
     /// A configuration or hosts file could not be parsed.
     #[error("cannot parse {path}: {message}")]
     Parse {
@@ -89,6 +97,19 @@ pub enum PxeError {
         /// What was being done.
         context: String,
         /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The kernel refused a neighbour (ARP) entry.
+    #[error("neighbour entry {ip} -> {mac} on interface {ifindex}: {source}")]
+    Neighbour {
+        /// The interface index.
+        ifindex: u32,
+        /// The client's address.
+        ip: Ipv4Addr,
+        /// Its hardware address.
+        mac: crate::MacAddr,
+        /// The kernel's answer.
         #[source]
         source: std::io::Error,
     },
@@ -107,6 +128,10 @@ impl PxeError {
             context: context.into(),
             source,
         }
+    }
+
+    pub(crate) fn conflict(first: &'static str, second: &'static str) -> Self {
+        PxeError::ConflictingKeys { first, second }
     }
 
     pub(crate) fn config(field: impl Into<String>, reason: impl Into<String>) -> Self {

@@ -117,6 +117,7 @@ mod hosts;
 mod ipxe;
 mod lease;
 mod mac;
+mod neigh;
 mod pool;
 mod pxe;
 mod server;
@@ -127,7 +128,7 @@ mod wire;
 pub use bootenv::Bootenv;
 pub use client::{ClientPacket, ParsedReply};
 pub use config::{DaemonConfig, HostsConfig};
-pub use daemon::run_daemon;
+pub use daemon::{run_daemon, run_daemon_with_hosts};
 pub use error::PxeError;
 pub use hosts::{HostEntry, HostIndex, HostSource, StaticHosts};
 pub use ipxe::ScriptConfig;
@@ -135,6 +136,7 @@ pub use lease::{
     Lease, LeaseChange, LeaseState, LeaseStore, LeaseWriter, MemLeaseStore, SqliteLeaseStore,
 };
 pub use mac::MacAddr;
+pub use neigh::{MemNeighbours, Neighbours, NetlinkNeighbours};
 pub use pxe::{
     ArchMatch, BootDecision, BootPolicy, BootRule, BootTarget, ClientFacts, VendorClass, arch,
     script_path,

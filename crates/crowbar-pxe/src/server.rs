@@ -213,6 +213,12 @@ pub struct Stats {
     pub silent: HashMap<Silence, u64>,
     /// Leases that ran out.
     pub expired: u64,
+    /// Replies to a client without an address ([`Destination::Hardware`]) sent by unicast
+    /// to `yiaddr` after the socket layer seeded the neighbour table. Counted by that layer.
+    pub hardware_unicast: u64,
+    /// Such replies broadcast instead, because the neighbour entry could not be made (no
+    /// privilege, no interface index) or the unicast could not be sent.
+    pub hardware_fallback: u64,
 }
 
 impl Stats {
@@ -233,6 +239,16 @@ impl Stats {
             ("releases", "DHCPRELEASEs processed", self.releases),
             ("declines", "DHCPDECLINEs processed", self.declines),
             ("expired", "leases that ran out", self.expired),
+            (
+                "hardware_unicast",
+                "replies unicast to a client without an address",
+                self.hardware_unicast,
+            ),
+            (
+                "hardware_fallback",
+                "replies to a client without an address broadcast instead of unicast",
+                self.hardware_fallback,
+            ),
         ] {
             let _ = writeln!(
                 out,
@@ -389,6 +405,11 @@ impl Server {
     /// Counters.
     pub fn stats(&self) -> &Stats {
         &self.stats
+    }
+
+    /// The counters, for the socket layer's own (`hardware_unicast`, `hardware_fallback`).
+    pub(crate) fn stats_mut(&mut self) -> &mut Stats {
+        &mut self.stats
     }
 
     /// The lease changes since the last call, in order, for the store.

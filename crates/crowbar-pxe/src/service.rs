@@ -1,16 +1,18 @@
 //! The tokio socket layer around the pure core.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 
 use crate::{
-    CLIENT_PORT, Destination, HostIndex, LeaseWriter, Outcome, PxeError, SERVER_PORT, Server,
+    CLIENT_PORT, Destination, HostIndex, LeaseWriter, MacAddr, Neighbours, NetlinkNeighbours,
+    Outcome, PxeError, SERVER_PORT, Server,
 };
 
 /// One interface the DHCP server listens on.
@@ -54,13 +56,125 @@ impl ServiceConfig {
 /// expires leases once a second and queues lease changes to a [`LeaseWriter`].
 ///
 /// Replies to a client without an address and without the broadcast flag
-/// ([`Destination::Hardware`]) are broadcast: seeding the ARP cache needs an `ioctl` this
-/// crate does not make (it forbids `unsafe`).
-#[derive(Debug)]
+/// ([`Destination::Hardware`]) are unicast to `yiaddr` at `chaddr`: the service first writes
+/// that neighbour entry on the ingress interface ([`NetlinkNeighbours`], one rtnetlink socket
+/// opened at [`bind`](Self::bind)), skipping the write when it made the same entry in the last
+/// 20 s. When it cannot (no `CAP_NET_ADMIN`, a listener without an interface, an interface
+/// without ARP) the reply is broadcast, as RFC 2131 allows, counted in
+/// [`Stats::hardware_fallback`](crate::Stats::hardware_fallback) and warned about once.
 pub struct DhcpService {
     sockets: Vec<(Arc<UdpSocket>, Ipv4Addr)>,
+    /// Interface index of each listener, when it names an interface that was found.
+    ifindexes: Vec<Option<u32>>,
     config: ServiceConfig,
     hosts: Option<watch::Receiver<Arc<HostIndex>>>,
+    unicaster: Unicaster,
+}
+
+impl std::fmt::Debug for DhcpService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DhcpService")
+            .field("sockets", &self.sockets)
+            .field("ifindexes", &self.ifindexes)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How long a neighbour entry this service wrote is trusted before it is written again (the
+/// kernel may have collected it).
+const SEED_TTL: Duration = Duration::from_secs(20);
+/// Entries remembered at most; past that the memory is dropped (entries are then rewritten).
+const SEED_CACHE_MAX: usize = 8192;
+
+/// Decides, per [`Destination::Hardware`] reply, between unicast (after seeding the neighbour
+/// table) and broadcast.
+struct Unicaster {
+    neighbours: Option<Box<dyn Neighbours>>,
+    /// (ifindex, ip) → the MAC written and when.
+    seeded: HashMap<(u32, Ipv4Addr), (MacAddr, Instant)>,
+    warned: bool,
+}
+
+impl Unicaster {
+    fn new(neighbours: Option<Box<dyn Neighbours>>) -> Self {
+        Unicaster {
+            neighbours,
+            seeded: HashMap::new(),
+            warned: false,
+        }
+    }
+
+    /// Whether a reply for `ip` at `mac` on interface `ifindex` can be unicast now: the
+    /// neighbour entry is there (written now or recently). `false` means broadcast it.
+    fn prepare(&mut self, ifindex: Option<u32>, ip: Ipv4Addr, mac: MacAddr, now: Instant) -> bool {
+        let Some(ifindex) = ifindex else {
+            self.warn_once(format_args!(
+                "listener has no interface index; replies to clients without an address are broadcast"
+            ));
+            return false;
+        };
+        let Some(neighbours) = self.neighbours.as_mut() else {
+            self.warn_once(format_args!(
+                "no neighbour table; replies to clients without an address are broadcast"
+            ));
+            return false;
+        };
+        if let Some((known, at)) = self.seeded.get(&(ifindex, ip))
+            && *known == mac
+            && now.saturating_duration_since(*at) < SEED_TTL
+        {
+            return true;
+        }
+        match neighbours.seed(ifindex, ip, mac) {
+            Ok(()) => {
+                if self.seeded.len() >= SEED_CACHE_MAX {
+                    self.seeded.clear();
+                }
+                self.seeded.insert((ifindex, ip), (mac, now));
+                true
+            }
+            Err(e) => {
+                let denied = matches!(
+                    &e,
+                    PxeError::Neighbour { source, .. }
+                        if source.kind() == std::io::ErrorKind::PermissionDenied
+                );
+                self.warn_once(format_args!(
+                    "{e}; replies to clients without an address are broadcast instead"
+                ));
+                if denied {
+                    // It will not change while we run; stop paying for the attempt.
+                    self.neighbours = None;
+                }
+                self.seeded.remove(&(ifindex, ip));
+                false
+            }
+        }
+    }
+
+    /// Forgets entries older than [`SEED_TTL`].
+    fn prune(&mut self, now: Instant) {
+        self.seeded
+            .retain(|_, (_, at)| now.saturating_duration_since(*at) < SEED_TTL);
+    }
+
+    fn warn_once(&mut self, what: std::fmt::Arguments<'_>) {
+        if !self.warned {
+            self.warned = true;
+            tracing::warn!("{what} (said once)");
+        } else {
+            tracing::debug!("{what}");
+        }
+    }
+}
+
+/// A reply ready to send.
+struct Outgoing {
+    bytes: Vec<u8>,
+    to: SocketAddr,
+    /// A [`Destination::Hardware`] reply being unicast: broadcast it if the send fails.
+    hardware_unicast: bool,
 }
 
 /// The next DHCP database snapshot from `rx`; pending forever once there is none (no
@@ -109,17 +223,58 @@ struct Inbound {
 }
 
 impl DhcpService {
-    /// Opens one socket per listener. Must be called inside a tokio runtime.
+    /// Opens one socket per listener and the rtnetlink socket for neighbour entries. Must be
+    /// called inside a tokio runtime.
     pub fn bind(config: ServiceConfig) -> Result<Self, PxeError> {
         let mut sockets = Vec::new();
         for l in &config.listeners {
             sockets.push((Arc::new(bind_socket(l, config.port)?), l.address));
         }
-        Ok(DhcpService {
+        let neighbours: Option<Box<dyn Neighbours>> = if config.reply_to_source {
+            None
+        } else {
+            match NetlinkNeighbours::open() {
+                Ok(n) => Some(Box::new(n)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "no neighbour table; replies to clients without an address will be broadcast");
+                    None
+                }
+            }
+        };
+        let mut service = DhcpService {
             sockets,
+            ifindexes: Vec::new(),
             config,
             hosts: None,
-        })
+            unicaster: Unicaster::new(None),
+        };
+        service.set_neighbours(neighbours);
+        Ok(service)
+    }
+
+    /// Writes neighbour entries into `neighbours` instead of the kernel's table (a
+    /// [`MemNeighbours`](crate::MemNeighbours) in tests). Interface indexes are looked up again
+    /// through it.
+    pub fn with_neighbours(mut self, neighbours: impl Neighbours + 'static) -> Self {
+        self.set_neighbours(Some(Box::new(neighbours)));
+        self
+    }
+
+    fn set_neighbours(&mut self, mut neighbours: Option<Box<dyn Neighbours>>) {
+        self.ifindexes = self
+            .config
+            .listeners
+            .iter()
+            .map(|l| {
+                let (Some(n), Some(name)) = (neighbours.as_mut(), l.interface.as_deref()) else {
+                    return None;
+                };
+                n.ifindex(name)
+                    .map_err(|e| tracing::warn!(error = %e, "no interface index; replies to clients without an address on it will be broadcast"))
+                    .ok()
+            })
+            .collect();
+        self.unicaster = Unicaster::new(neighbours);
     }
 
     /// Takes new DHCP database snapshots from `hosts` while running (an adapter over the
@@ -183,6 +338,7 @@ impl DhcpService {
                 _ = &mut shutdown => break,
                 _ = tick.tick() => {
                     server.expire(SystemTime::now());
+                    self.unicaster.prune(Instant::now());
                 }
                 hosts = next_hosts(&mut hosts_rx) => {
                     tracing::info!(hosts = hosts.len(), "DHCP database updated");
@@ -214,23 +370,47 @@ impl DhcpService {
         Ok(server)
     }
 
-    async fn process(&self, server: &mut Server, msg: Inbound) {
-        if let Some((bytes, to)) = self.answer(server, msg.listener, msg.from, &msg.bytes) {
-            let sock = &self.sockets[msg.listener].0;
-            if let Err(e) = sock.send_to(&bytes, to).await {
-                tracing::warn!(error = %e, %to, "sending DHCP reply failed");
+    async fn process(&mut self, server: &mut Server, msg: Inbound) {
+        if let Some(out) = self.answer(server, msg.listener, msg.from, &msg.bytes) {
+            let sock = self.sockets[msg.listener].0.clone();
+            self.send(&sock, server, out).await;
+        }
+    }
+
+    /// Sends a reply; a failed unicast to a client without an address goes out as broadcast.
+    async fn send(&self, sock: &UdpSocket, server: &mut Server, out: Outgoing) {
+        let sent = match sock.try_send_to(&out.bytes, out.to) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                sock.send_to(&out.bytes, out.to).await.map(|_| ())
             }
+            other => other.map(|_| ()),
+        };
+        match sent {
+            Ok(()) if out.hardware_unicast => server.stats_mut().hardware_unicast += 1,
+            Ok(()) => {}
+            Err(e) if out.hardware_unicast => {
+                tracing::debug!(error = %e, to = %out.to, "unicast DHCP reply failed; broadcasting it");
+                server.stats_mut().hardware_fallback += 1;
+                let to = SocketAddr::V4(SocketAddrV4::new(
+                    Ipv4Addr::BROADCAST,
+                    self.config.client_port,
+                ));
+                if let Err(e) = sock.send_to(&out.bytes, to).await {
+                    tracing::warn!(error = %e, %to, "sending DHCP reply failed");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, to = %out.to, "sending DHCP reply failed"),
         }
     }
 
     /// Runs the core on one packet; the reply and where it goes, if any.
     fn answer(
-        &self,
+        &mut self,
         server: &mut Server,
         listener: usize,
         from: SocketAddr,
         bytes: &[u8],
-    ) -> Option<(Vec<u8>, SocketAddr)> {
+    ) -> Option<Outgoing> {
         let ingress = self.sockets[listener].1;
         let outcome = server.handle(bytes, ingress, SystemTime::now());
         let Outcome::Reply(reply) = outcome else {
@@ -239,6 +419,9 @@ impl DhcpService {
             }
             return None;
         };
+        let port = self.config.client_port;
+        let broadcast = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::BROADCAST, port));
+        let mut hardware_unicast = false;
         let to: SocketAddr = if self.config.reply_to_source {
             from
         } else {
@@ -246,16 +429,26 @@ impl DhcpService {
                 Destination::Relay(a) => {
                     SocketAddr::V4(SocketAddrV4::new(*a.ip(), self.config.port))
                 }
-                Destination::Unicast(a) => {
-                    SocketAddr::V4(SocketAddrV4::new(*a.ip(), self.config.client_port))
+                Destination::Unicast(a) => SocketAddr::V4(SocketAddrV4::new(*a.ip(), port)),
+                Destination::Broadcast => broadcast,
+                Destination::Hardware { ip, mac } => {
+                    let ifindex = self.ifindexes.get(listener).copied().flatten();
+                    if self.unicaster.prepare(ifindex, ip, mac, Instant::now()) {
+                        hardware_unicast = true;
+                        SocketAddr::V4(SocketAddrV4::new(ip, port))
+                    } else {
+                        server.stats_mut().hardware_fallback += 1;
+                        broadcast
+                    }
                 }
-                Destination::Broadcast | Destination::Hardware { .. } => SocketAddr::V4(
-                    SocketAddrV4::new(Ipv4Addr::BROADCAST, self.config.client_port),
-                ),
             }
         };
         tracing::debug!(kind = ?reply.kind, yiaddr = %reply.yiaddr, %to, "DHCP reply");
-        Some((reply.bytes, to))
+        Some(Outgoing {
+            bytes: reply.bytes,
+            to,
+            hardware_unicast,
+        })
     }
 
     /// One listener (the usual daemon): no receive task, no channel; read everything the
@@ -276,6 +469,7 @@ impl DhcpService {
                 _ = &mut shutdown => break,
                 _ = tick.tick() => {
                     server.expire(SystemTime::now());
+                    self.unicaster.prune(Instant::now());
                 }
                 hosts = next_hosts(&mut hosts_rx) => {
                     tracing::info!(hosts = hosts.len(), "DHCP database updated");
@@ -295,16 +489,8 @@ impl DhcpService {
                                 break;
                             }
                         };
-                        if let Some((bytes, to)) = self.answer(&mut server, 0, from, &buf[..n]) {
-                            let sent = match sock.try_send_to(&bytes, to) {
-                                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                                    sock.send_to(&bytes, to).await.map(|_| ())
-                                }
-                                other => other.map(|_| ()),
-                            };
-                            if let Err(e) = sent {
-                                tracing::warn!(error = %e, %to, "sending DHCP reply failed");
-                            }
+                        if let Some(out) = self.answer(&mut server, 0, from, &buf[..n]) {
+                            self.send(&sock, &mut server, out).await;
                         }
                     }
                 }
@@ -318,5 +504,70 @@ impl DhcpService {
             w.finish();
         }
         Ok(server)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MemNeighbours;
+
+    const IP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 50);
+
+    fn mac(last: u8) -> MacAddr {
+        MacAddr([0x52, 0x54, 0, 0xaa, 0xbb, last])
+    }
+
+    #[test]
+    fn an_entry_is_written_once_per_client_and_again_when_the_mac_or_the_ttl_changes() {
+        let table = MemNeighbours::new();
+        let mut u = Unicaster::new(Some(Box::new(table.clone())));
+        let t0 = Instant::now();
+        // OFFER then ACK: one write.
+        assert!(u.prepare(Some(3), IP, mac(1), t0));
+        assert!(u.prepare(Some(3), IP, mac(1), t0 + Duration::from_secs(1)));
+        assert_eq!((table.writes(), table.get(3, IP)), (1, Some(mac(1))));
+        // The address now goes to another machine: replaced.
+        assert!(u.prepare(Some(3), IP, mac(2), t0 + Duration::from_secs(2)));
+        assert_eq!((table.writes(), table.get(3, IP)), (2, Some(mac(2))));
+        // Same address on another interface: its own entry.
+        assert!(u.prepare(Some(4), IP, mac(2), t0 + Duration::from_secs(2)));
+        assert_eq!(table.writes(), 3);
+        // Past the TTL the kernel may have collected it: written again; pruning forgets it.
+        assert!(u.prepare(Some(3), IP, mac(2), t0 + SEED_TTL + Duration::from_secs(2)));
+        assert_eq!(table.writes(), 4);
+        u.prune(t0 + SEED_TTL * 3);
+        assert!(u.seeded.is_empty());
+    }
+
+    #[test]
+    fn refusals_and_missing_interfaces_fall_back_to_broadcast() {
+        let table = MemNeighbours::refusing();
+        let mut u = Unicaster::new(Some(Box::new(table.clone())));
+        let now = Instant::now();
+        assert!(!u.prepare(Some(3), IP, mac(1), now));
+        assert!(u.warned);
+        // Permission denied: never tried again.
+        assert!(!u.prepare(Some(3), IP, mac(1), now));
+        assert!(!u.prepare(Some(3), IP, mac(9), now));
+        assert_eq!(table.writes(), 1);
+        // No interface index (a listener on all interfaces): nothing written.
+        let table = MemNeighbours::new();
+        let mut u = Unicaster::new(Some(Box::new(table.clone())));
+        assert!(!u.prepare(None, IP, mac(1), now));
+        assert_eq!(table.writes(), 0);
+    }
+
+    #[test]
+    fn the_kernel_names_its_interfaces() {
+        // RTM_GETLINK needs no privilege; `lo` is index 1 in every namespace.
+        let mut n = NetlinkNeighbours::open().unwrap();
+        assert_eq!(n.ifindex("lo").unwrap(), 1);
+        assert!(matches!(
+            n.ifindex("cbnosuchif0"),
+            Err(PxeError::Io { .. } | PxeError::InvalidConfig { .. })
+        ));
+        // The socket still answers after an error.
+        assert_eq!(n.ifindex("lo").unwrap(), 1);
     }
 }
