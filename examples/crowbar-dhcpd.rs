@@ -4,15 +4,38 @@
 //! crowbar-dhcpd --config /etc/crowbar/dhcpd.toml
 //! ```
 //!
-//! See `start_daemon` in `tests/pxe_netns.rs` for a configuration. SIGHUP re-reads the hosts
-//! file; SIGINT or SIGTERM stop it cleanly, flushing leases to the database.
+//! See `start_daemon` in `tests/pxe_netns.rs` for a configuration. Reservations come from one
+//! of: a hosts file (`hosts_file = "hosts.toml"`), `[[host]]` entries in the configuration, or
+//! a crowbar store, the SQLite file the crowbar library writes:
+//!
+//! ```toml
+//! [crowbar_store]
+//! path = "/var/lib/crowbar/crowbar.sqlite"
+//! poll_ms = 2000   # how often to look for a new revision (default 2000)
+//! ```
+//!
+//! With a store the daemon loads the cluster at start and serves its DHCP database
+//! (`crowbar::provision::dhcp_hosts`: every non-admin node with an admin-network IPv4 address
+//! and a MAC, with its bootenv). Every `poll_ms` it reads the store's revision; when it moved,
+//! it reloads the cluster and swaps the reservations in if they changed. A store path that does
+//! not exist or is not a crowbar store stops the daemon at start-up.
+//!
+//! SIGHUP re-reads the hosts file (with a store: checks the revision now); SIGINT or SIGTERM
+//! stop it cleanly, flushing leases to the database.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use clap::Parser;
+use crowbar::core::{Cluster, Snapshot, SqliteStore, Store, SystemClock};
+use crowbar::net::ClusterNetworks;
+use crowbar::provision::ModelHosts;
+use crowbar::pxe::{HostIndex, HostSource, HostsConfig};
 use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{mpsc, watch};
 
 /// Command-line flags.
 #[derive(Parser, Debug)]
@@ -58,7 +81,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         };
         // SIGHUP re-reads the hosts file (e.g. after a node's bootenv changed).
         let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
-        let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(1);
+        let (reload_tx, reload_rx) = mpsc::channel(1);
         tokio::spawn(async move {
             while hup.recv().await.is_some() {
                 if reload_tx.send(()).await.is_err() {
@@ -66,7 +89,128 @@ fn run(args: Args) -> anyhow::Result<()> {
                 }
             }
         });
-        crowbar_pxe::run_daemon(config, reload_rx, shutdown).await?;
+        if let HostsConfig::Store { path, poll } = &config.hosts {
+            let feed = StoreFeed::open(path).await?;
+            let (hosts_tx, hosts_rx) = watch::channel(feed.index()?);
+            tracing::info!(store = %path.display(), revision = feed.revision, "serving reservations from the crowbar store");
+            tokio::spawn(feed.follow(*poll, reload_rx, hosts_tx));
+            crowbar_pxe::run_daemon_with_hosts(config, hosts_rx, shutdown).await?;
+        } else {
+            crowbar_pxe::run_daemon(config, reload_rx, shutdown).await?;
+        }
         Ok(())
     })
+}
+
+/// The DHCP database of a crowbar store, followed by polling its revision.
+struct StoreFeed {
+    store: SqliteStore,
+    revision: u64,
+    hosts: ModelHosts,
+}
+
+impl StoreFeed {
+    /// Opens an existing crowbar store and reads its DHCP database.
+    async fn open(path: &Path) -> anyhow::Result<StoreFeed> {
+        check_store(path)?;
+        let store = SqliteStore::open(path)
+            .with_context(|| format!("opening the crowbar store {}", path.display()))?;
+        let snapshot = store.load().await.context("loading the crowbar store")?;
+        let revision = snapshot.revision;
+        let hosts = ModelHosts::new(&cluster_of(snapshot)?);
+        Ok(StoreFeed {
+            store,
+            revision,
+            hosts,
+        })
+    }
+
+    fn index(&self) -> anyhow::Result<Arc<HostIndex>> {
+        Ok(Arc::new(HostIndex::new(self.hosts.hosts()?)?))
+    }
+
+    /// Every `poll` (or SIGHUP), reloads the cluster if the store's revision moved and sends
+    /// the reservations on if they changed. Errors are logged; the old reservations stay.
+    async fn follow(
+        mut self,
+        poll: Duration,
+        mut reload: mpsc::Receiver<()>,
+        hosts_tx: watch::Sender<Arc<HostIndex>>,
+    ) {
+        let mut tick = tokio::time::interval(poll);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                Some(()) = reload.recv() => {}
+            }
+            match self.refresh().await {
+                Ok(Some(index)) => {
+                    tracing::info!(
+                        revision = self.revision,
+                        hosts = index.len(),
+                        "crowbar store changed"
+                    );
+                    if hosts_tx.send(index).is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!(error = %format!("{e:#}"), "reading the crowbar store failed; keeping the old reservations")
+                }
+            }
+        }
+    }
+
+    /// New reservations, if the store moved and they changed.
+    async fn refresh(&mut self) -> anyhow::Result<Option<Arc<HostIndex>>> {
+        let revision = self.store.revision().await?;
+        if revision == self.revision {
+            return Ok(None);
+        }
+        let snapshot = self.store.load().await?;
+        let revision = snapshot.revision;
+        let changed = self.hosts.refresh(&cluster_of(snapshot)?);
+        let index = if changed { Some(self.index()?) } else { None };
+        // Only now: a database that does not validate is retried at the next revision.
+        self.revision = revision;
+        Ok(index)
+    }
+}
+
+/// The cluster, with its networks, as stored.
+fn cluster_of(snapshot: Snapshot) -> anyhow::Result<Cluster> {
+    let mut cluster = if snapshot.revision == 0 {
+        Cluster::new()
+    } else {
+        Cluster::from_snapshot(snapshot, Arc::new(SystemClock))?
+    };
+    // The site id is only drawn when the store has none; this process never writes it back.
+    ClusterNetworks::install(&mut cluster, 0)?;
+    Ok(cluster)
+}
+
+/// Refuses a path that does not exist or is not a crowbar store, without creating or
+/// migrating anything in it (opening a `SqliteStore` would).
+fn check_store(path: &Path) -> anyhow::Result<()> {
+    if !path.is_file() {
+        bail!("crowbar store {} does not exist", path.display());
+    }
+    let not_a_store = || format!("{} is not a crowbar store", path.display());
+    let conn =
+        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .with_context(not_a_store)?;
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .with_context(not_a_store)?;
+    let revision: Option<i64> = conn
+        .query_row("SELECT value FROM meta WHERE key = 'revision'", [], |r| {
+            r.get(0)
+        })
+        .ok();
+    if version == 0 || revision.is_none() {
+        bail!("{}: no crowbar schema in it", not_a_store());
+    }
+    Ok(())
 }

@@ -10,6 +10,10 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use crowbar::core::{Cluster, NodeSpec, SqliteStore, Store};
+use crowbar::net::{ClusterNetworks, DeploymentId, NetworkSpec, RangeKind};
+use serde_json::json;
+
 const RESERVED_MAC: &str = "52:54:00:aa:bb:01";
 const LOCAL_MAC: &str = "52:54:00:aa:bb:02";
 
@@ -166,9 +170,19 @@ impl Lab {
     /// Writes the daemon config (with the two reservations and a relayed subnet) and starts
     /// crowbar-dhcpd in the server namespace.
     fn start_daemon(&mut self) {
+        fs::copy(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pxe/hosts.toml"),
+            self.path("hosts.toml"),
+        )
+        .unwrap();
+        self.start_daemon_with("hosts_file = \"hosts.toml\"");
+    }
+
+    /// Starts crowbar-dhcpd with `hosts` as the configuration's source of reservations.
+    fn start_daemon_with(&mut self, hosts: &str) {
         let config = format!(
             r#"lease_db = "leases.sqlite"
-hosts_file = "hosts.toml"
+{hosts}
 
 [[interface]]
 name = "{srv_if}"
@@ -200,11 +214,6 @@ window_size_limit = 16
             srv_if = self.srv_if
         );
         fs::write(self.path("dhcpd.toml"), config).unwrap();
-        fs::copy(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pxe/hosts.toml"),
-            self.path("hosts.toml"),
-        )
-        .unwrap();
         let log = fs::File::create(self.path("dhcpd.log")).unwrap();
         let child = Command::new("ip")
             .args(["netns", "exec", &self.srv])
@@ -634,6 +643,129 @@ fn replies_to_a_client_without_the_broadcast_flag_are_unicast_at_its_mac() {
         1,
         Duration::from_secs(5),
     );
+}
+
+const STORE_MAC_1: &str = "52:54:00:cb:00:01";
+const STORE_MAC_2: &str = "52:54:00:cb:00:02";
+
+/// A crowbar store with the admin network (host range 10.77.0.60-69), the admin node and d1,
+/// whose MAC hint is `STORE_MAC_1`; written with the library as crowbar writes it.
+fn write_store(path: &Path) -> (SqliteStore, Cluster) {
+    let net = |s: &str| s.parse::<ipnet::IpNet>().unwrap();
+    let store = SqliteStore::open(path).unwrap();
+    let mut c = Cluster::new();
+    ClusterNetworks::install(&mut c, 0x12_3456_789a).unwrap();
+    ClusterNetworks::create_network(
+        &mut c,
+        NetworkSpec::new("admin", DeploymentId(1), "1g0")
+            .range(RangeKind::Admin, net("10.77.0.10/24"), net("10.77.0.11/24"))
+            .range(RangeKind::Host, net("10.77.0.60/24"), net("10.77.0.69/24")),
+    )
+    .unwrap();
+    c.create_node(NodeSpec::new("admin.pxe.test").admin(true).alive(true))
+        .unwrap();
+    c.bind_by_name("network-admin", "admin", None).unwrap();
+    c.create_node(NodeSpec::new("d1.pxe.test").hint(json!({"admin_macs": [STORE_MAC_1]})))
+        .unwrap();
+    c.bind_by_name("network-admin", "d1", None).unwrap();
+    block_on(store.apply(c.take_batch())).unwrap();
+    (store, c)
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+#[test]
+fn reservations_come_from_a_crowbar_store_and_follow_its_changes() {
+    let mut lab = lab_or_skip!("store", &["udhcpc"]);
+    let (store, mut cluster) = write_store(&lab.path("crowbar.sqlite"));
+    lab.start_daemon_with("[crowbar_store]\npath = \"crowbar.sqlite\"\npoll_ms = 200");
+    let d1 = lab.udhcpc(STORE_MAC_1, &[]);
+    assert_eq!(field(&d1, "ip"), "10.77.0.60", "{d1}");
+    assert_eq!(field(&d1, "hostname"), "d1", "{d1}");
+    assert_eq!(
+        field(&d1, "lease"),
+        "3600",
+        "a reservation, not a pool lease: {d1}"
+    );
+
+    // A second node is added to the store while the daemon runs: it follows the revision.
+    cluster
+        .create_node(NodeSpec::new("d2.pxe.test").hint(json!({"admin_macs": [STORE_MAC_2]})))
+        .unwrap();
+    cluster.bind_by_name("network-admin", "d2", None).unwrap();
+    block_on(store.apply(cluster.take_batch())).unwrap();
+    lab.wait_log("crowbar store changed", 1, Duration::from_secs(20));
+    let d2 = lab.udhcpc(STORE_MAC_2, &[]);
+    assert_eq!(field(&d2, "ip"), "10.77.0.61", "{d2}");
+    assert_eq!(field(&d2, "hostname"), "d2", "{d2}");
+    // d1 keeps its reservation.
+    let again = lab.udhcpc(STORE_MAC_1, &[]);
+    assert_eq!(field(&again, "ip"), "10.77.0.60", "{again}");
+}
+
+#[test]
+fn a_missing_or_foreign_store_stops_the_daemon_at_start_up() {
+    let Some(daemon) = daemon_binary("crowbar-dhcpd") else {
+        println!("skipped store start-up: examples/crowbar-dhcpd is not built");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let start = |store: &str| {
+        let config = format!(
+            "[crowbar_store]\npath = \"{store}\"\n\n[[interface]]\nname = \"cbnosuchif0\"\n\
+             address = \"10.77.0.1\"\n\n[[subnet]]\ncidr = \"10.77.0.0/24\"\nserver_ip = \"10.77.0.1\"\n"
+        );
+        fs::write(dir.path().join("dhcpd.toml"), config).unwrap();
+        let out = run(Command::new(&daemon)
+            .arg("--config")
+            .arg(dir.path().join("dhcpd.toml"))
+            .env("NO_COLOR", "1"));
+        assert!(
+            !out.status.success(),
+            "the daemon started with store {store}"
+        );
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    let err = start("missing.sqlite");
+    assert!(
+        err.contains(&format!(
+            "crowbar store {}/missing.sqlite does not exist",
+            dir.path().display()
+        )),
+        "{err}"
+    );
+    assert!(
+        !dir.path().join("missing.sqlite").exists(),
+        "nothing is created"
+    );
+
+    fs::write(dir.path().join("text.sqlite"), "not a database at all\n").unwrap();
+    let err = start("text.sqlite");
+    assert!(err.contains("text.sqlite is not a crowbar store"), "{err}");
+
+    // An SQLite file of something else: refused, and left as it was.
+    let other = dir.path().join("other.sqlite");
+    {
+        let conn = rusqlite::Connection::open(&other).unwrap();
+        conn.execute_batch("CREATE TABLE t (x INTEGER);").unwrap();
+    }
+    let err = start("other.sqlite");
+    assert!(err.contains("other.sqlite is not a crowbar store"), "{err}");
+    let conn = rusqlite::Connection::open(&other).unwrap();
+    let tables: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(tables, 1, "the file was changed");
 }
 
 #[test]
