@@ -10,6 +10,9 @@
 # cbbench-cli (veth cbbc, 10.77.0.2/16, perfdhcp acting as a relay with giaddr 10.77.0.2).
 # Pool 10.77.1.1-10.77.255.254 (65,534 addresses), lease persistence on for all three:
 # crowbar-dhcpd SQLite (WAL, batched), dnsmasq its lease file, Kea memfile (persist, no LFC).
+# perfdhcp leaves the broadcast flag clear (-B would set it) and, as a relay, sets giaddr: every
+# reply goes to the relay, so crowbar-dhcpd writes no neighbour entries here (that path is for
+# clients on the link without an address; see tests/pxe_netns.rs).
 # Every server starts fresh with an empty lease store for each run. Prints one table row per
 # (server, offered rate): achieved 4-way exchanges/s and the drop ratios of both halves.
 # Not run in CI.
