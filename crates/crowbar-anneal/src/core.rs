@@ -5,12 +5,13 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 
 use crowbar_core::{
-    Batch, Cause, Cluster, CoreError, DeploymentId, DeploymentPhase, NodeId, NodeRoleId,
+    Batch, Cause, Changes, Cluster, CoreError, DeploymentId, DeploymentPhase, NodeId, NodeRoleId,
     NodeRoleState, RoleFlag, RoleId, RunResult, Timestamp,
 };
 use crowbar_jig::{CancelReason, Outcome};
 
 use crate::AnnealError;
+use crate::queue::{CohortQueue, NodeQueue, node_queue_insert, node_queue_remove};
 
 /// Crowbar's global cap on concurrent runs.
 pub const DEFAULT_MAX_RUNNING: usize = 10;
@@ -197,30 +198,33 @@ pub(crate) type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
 /// The scheduling core. See the crate docs for the loop that drives it.
 ///
 /// It keeps, beside the cluster, a queue per node of the noderoles that may run there (TODO,
-/// committed deployment, every parent ACTIVE), ordered by (cohort, id), and one ordered set of
-/// the queue heads of the nodes that can start something (alive, available, nothing in
-/// TRANSITION or ERROR). Picking a run is O(log n); every change is learnt from the cluster's
-/// pending [`Batch`], so a transition costs O(edges it touches), never a scan of the graph.
+/// committed deployment, every parent ACTIVE), ordered by (cohort, id), and the queue heads of
+/// the nodes that can start something (alive, available, nothing in TRANSITION or ERROR) in
+/// the same order. Picking a run costs a few word operations; every change is learnt from the
+/// cluster's change journal ([`Cluster::take_changes`]), so a transition costs O(edges it
+/// touches), never a scan of the graph.
 pub struct Annealer {
     cluster: Cluster,
     config: AnnealerConfig,
-    mirror: Vec<Option<NodeRoleState>>,
+    changes: Changes,
     queued: Vec<u32>,
     queued_on: Vec<NodeId>,
-    node_queue: Vec<BTreeSet<(u32, NodeRoleId)>>,
-    node_head: Vec<Option<(u32, NodeRoleId)>>,
+    node_queue: Vec<NodeQueue>,
+    node_head: Vec<Option<(u32, u64)>>,
     node_dirty: Vec<bool>,
     dirty_nodes: Vec<NodeId>,
-    heads: BTreeSet<(u32, NodeRoleId)>,
+    heads: CohortQueue,
     phases: Vec<Option<DeploymentPhase>>,
     pub(crate) running: IdMap<RunId, Running>,
-    pub(crate) run_of: IdMap<NodeRoleId, RunId>,
+    /// The run of each noderole (its `RunId` number; 0 for none), by noderole id.
+    run_of: Vec<u64>,
     next_run: u64,
     failures: IdMap<NodeRoleId, u32>,
     pub(crate) retries: BTreeSet<(Timestamp, NodeRoleId)>,
     pub(crate) retry_at: IdMap<NodeRoleId, Timestamp>,
     deadlines: BTreeSet<(Timestamp, RunId)>,
-    out: Batch,
+    /// The last `now` handed in, and the cluster's clock read then: one clock read per wave.
+    stamp: Option<(Timestamp, Timestamp)>,
     cancels: Vec<Cancel>,
     awaiting_advance: bool,
     recovered: Vec<Recovery>,
@@ -252,31 +256,32 @@ impl Annealer {
         let mut a = Annealer {
             cluster,
             config,
-            mirror: Vec::new(),
+            changes: Changes::default(),
             queued: Vec::new(),
             queued_on: Vec::new(),
             node_queue: Vec::new(),
             node_head: Vec::new(),
             node_dirty: Vec::new(),
             dirty_nodes: Vec::new(),
-            heads: BTreeSet::new(),
+            heads: CohortQueue::default(),
             phases: Vec::new(),
             running: IdMap::default(),
-            run_of: IdMap::default(),
+            run_of: Vec::new(),
             next_run: 1,
             failures: IdMap::default(),
             retries: BTreeSet::new(),
             retry_at: IdMap::default(),
             deadlines: BTreeSet::new(),
-            out: Batch::default(),
+            stamp: None,
             cancels: Vec::new(),
             awaiting_advance: false,
             recovered: Vec::new(),
             started: 0,
             paused: false,
         };
-        // Whatever was pending belongs to the caller's history: keep it for the first Ready.
-        a.out = a.cluster.take_batch();
+        // Whatever is pending in the cluster belongs to the caller's history: it goes out with
+        // the first Ready. From here on the cluster journals what changes.
+        a.cluster.track_changes(true);
         for d in a
             .cluster
             .deployments()
@@ -287,10 +292,6 @@ impl Annealer {
         }
         let all: Vec<(NodeRoleId, NodeRoleState)> =
             a.cluster.noderoles().map(|nr| (nr.id, nr.state)).collect();
-        for (id, state) in &all {
-            a.grow(*id);
-            a.mirror[id.0 as usize] = Some(*state);
-        }
         for (id, _) in &all {
             a.reevaluate(*id);
         }
@@ -333,7 +334,8 @@ impl Annealer {
     }
 
     /// Gives the cluster back (pending changes and running runs are dropped).
-    pub fn into_cluster(self) -> Cluster {
+    pub fn into_cluster(mut self) -> Cluster {
+        self.cluster.track_changes(false);
         self.cluster
     }
 
@@ -391,7 +393,36 @@ impl Annealer {
 
     /// The run in progress for a noderole.
     pub fn run_for(&self, noderole: NodeRoleId) -> Option<RunId> {
-        self.run_of.get(&noderole).copied()
+        match self.run_of.get(noderole.0 as usize) {
+            Some(&run) if run != 0 => Some(RunId(run)),
+            _ => None,
+        }
+    }
+
+    fn take_run_of(&mut self, noderole: NodeRoleId) -> Option<RunId> {
+        let slot = self.run_of.get_mut(noderole.0 as usize)?;
+        match std::mem::take(slot) {
+            0 => None,
+            run => Some(RunId(run)),
+        }
+    }
+
+    /// Stamps the cluster's changes until [`Annealer::unpin_time`] with its clock as read at
+    /// the first call with this `now`: the clock is read once per wave, not per transition.
+    fn pin_time(&mut self, now: Timestamp) {
+        let at = match self.stamp {
+            Some((n, at)) if n == now => at,
+            _ => {
+                let at = self.cluster.clock().now();
+                self.stamp = Some((now, at));
+                at
+            }
+        };
+        self.cluster.set_time(Some(at));
+    }
+
+    fn unpin_time(&mut self) {
+        self.cluster.set_time(None);
     }
 
     /// When a failed noderole will be retried.
@@ -442,7 +473,7 @@ impl Annealer {
     pub fn has_ready(&mut self) -> bool {
         self.absorb();
         !self.awaiting_advance
-            && (!self.out.is_empty()
+            && (self.cluster.has_pending()
                 || !self.cancels.is_empty()
                 || (!self.paused
                     && !self.heads.is_empty()
@@ -458,10 +489,12 @@ impl Annealer {
             return Ready::default();
         }
         let mut runs = Vec::new();
+        self.pin_time(now);
         while !self.paused && self.running.len() < self.config.max_running {
             let Some((_, id)) = self.heads.pop_first() else {
                 break;
             };
+            let id = NodeRoleId(id);
             let node = self.node_of(id);
             self.node_head[node.0 as usize] = None;
             self.unqueue(id);
@@ -502,7 +535,8 @@ impl Annealer {
                     deadline,
                 },
             );
-            self.run_of.insert(id, run);
+            self.grow(id);
+            self.run_of[id.0 as usize] = run.0;
             runs.push(RunRequest {
                 run,
                 noderole: id,
@@ -512,11 +546,12 @@ impl Annealer {
                 deadline,
             });
         }
+        self.unpin_time();
         // What the starts changed (the nodes now busy, children a destructive role's instant
         // success unblocked) is learnt once for the whole wave.
         self.absorb();
         let ready = Ready {
-            batch: std::mem::take(&mut self.out),
+            batch: self.cluster.take_batch(),
             runs,
             cancels: std::mem::take(&mut self.cancels),
             next_deadline: self.next_deadline(),
@@ -546,7 +581,7 @@ impl Annealer {
         let Some(r) = self.running.remove(&run) else {
             return Finished::Stale;
         };
-        self.run_of.remove(&r.noderole);
+        self.take_run_of(r.noderole);
         if let Some(d) = r.deadline {
             self.deadlines.remove(&(d, run));
         }
@@ -556,6 +591,13 @@ impl Annealer {
             // acted): the result no longer applies, and the run needs no cancelling.
             return Finished::Stale;
         }
+        self.pin_time(now);
+        let finished = self.apply_outcome(id, outcome, now);
+        self.unpin_time();
+        finished
+    }
+
+    fn apply_outcome(&mut self, id: NodeRoleId, outcome: Outcome, now: Timestamp) -> Finished {
         match outcome {
             Ok(out) => match self.cluster.finish_run(
                 id,
@@ -616,7 +658,7 @@ impl Annealer {
             let Some(r) = self.running.remove(&run) else {
                 continue;
             };
-            self.run_of.remove(&r.noderole);
+            self.take_run_of(r.noderole);
             self.cancels.push(Cancel {
                 run,
                 noderole: r.noderole,
@@ -714,11 +756,11 @@ impl Annealer {
 
     fn grow(&mut self, id: NodeRoleId) {
         let i = id.0 as usize;
-        if self.mirror.len() <= i {
+        if self.queued.len() <= i {
             let n = (i + 1).max(self.cluster.noderole_id_bound());
-            self.mirror.resize(n, None);
             self.queued.resize(n, NOT_QUEUED);
             self.queued_on.resize(n, NodeId(0));
+            self.run_of.resize(n, 0);
         }
     }
 
@@ -726,7 +768,7 @@ impl Annealer {
         let i = node.0 as usize;
         if self.node_queue.len() <= i {
             let n = (i + 1).max(self.cluster.node_id_bound());
-            self.node_queue.resize_with(n, BTreeSet::new);
+            self.node_queue.resize_with(n, NodeQueue::new);
             self.node_head.resize(n, None);
             self.node_dirty.resize(n, false);
         }
@@ -746,79 +788,71 @@ impl Annealer {
         self.phases.get(d.0 as usize).copied().flatten() == Some(DeploymentPhase::Committed)
     }
 
-    /// Takes the cluster's pending changes and updates the queues from them: O(changes).
+    /// Takes the cluster's change journal and updates the queues from it: O(changes).
     pub(crate) fn absorb(&mut self) {
-        if !self.cluster.has_pending() {
+        if !self.cluster.has_changes() {
             return;
         }
-        let batch = self.cluster.take_batch();
-        for d in &batch.deployments {
-            if self.set_phase(d.id, d.phase) {
+        let mut changes = std::mem::take(&mut self.changes);
+        self.cluster.take_changes(&mut changes);
+        for &d in &changes.deployments {
+            let phase = self.cluster.deployment(d).map(|d| d.phase);
+            let changed = match phase {
+                Some(p) => self.set_phase(d, p),
+                None => false,
+            };
+            if changed {
                 let ids: Vec<NodeRoleId> = self
                     .cluster
                     .roles()
-                    .flat_map(|r| self.cluster.noderoles_of(d.id, r.id).iter().copied())
+                    .flat_map(|r| self.cluster.noderoles_of(d, r.id).iter().copied())
                     .collect();
                 for id in ids {
                     self.reevaluate(id);
                 }
             }
         }
-        for n in &batch.nodes {
-            self.touch_node(n.id);
+        for &n in &changes.nodes {
+            self.touch_node(n);
         }
-        for nr in &batch.noderoles {
-            self.observe(nr.id, nr.state);
+        for &id in &changes.noderoles {
+            self.observe(id);
         }
-        for s in &batch.states {
-            self.observe(s.id, s.state);
-        }
-        for id in &batch.deleted_noderoles {
-            self.forget(*id);
-        }
+        self.changes = changes;
         self.refresh_nodes();
-        if self.out.is_empty() {
-            self.out = batch;
-        } else {
-            self.out.extend(batch);
-        }
     }
 
-    fn observe(&mut self, id: NodeRoleId, state: NodeRoleState) {
-        self.grow(id);
-        let old = self.mirror[id.0 as usize].replace(state);
-        if old != Some(state) {
-            let was_active = old == Some(NodeRoleState::Active);
-            if was_active != (state == NodeRoleState::Active) {
-                for i in 0..self.cluster.children(id).len() {
-                    let c = self.cluster.children(id)[i];
-                    self.reevaluate(c);
-                }
-            }
-            if state != NodeRoleState::Transition
-                && let Some(run) = self.run_of.remove(&id)
+    /// Brings what the core keeps of a noderole in step with the model.
+    fn observe(&mut self, id: NodeRoleId) {
+        let Some(nr) = self.cluster.noderole(id) else {
+            self.forget(id);
+            return;
+        };
+        let (state, node) = (nr.state, nr.node);
+        if state != NodeRoleState::Transition
+            && let Some(run) = self.take_run_of(id)
+        {
+            // Moved out of TRANSITION under a running jig (its node died, an operator
+            // acted): abandon the run.
+            if let Some(r) = self.running.remove(&run)
+                && let Some(d) = r.deadline
             {
-                // Moved out of TRANSITION under a running jig (its node died, an operator
-                // acted): abandon the run.
-                if let Some(r) = self.running.remove(&run)
-                    && let Some(d) = r.deadline
-                {
-                    self.deadlines.remove(&(d, run));
-                }
-                self.cancels.push(Cancel {
-                    run,
-                    noderole: id,
-                    reason: CancelReason::NodeLost,
-                });
+                self.deadlines.remove(&(d, run));
             }
-            if state != NodeRoleState::Error
-                && let Some(at) = self.retry_at.remove(&id)
-            {
-                self.retries.remove(&(at, id));
-            }
-            let node = self.node_of(id);
-            self.touch_node(node);
+            self.cancels.push(Cancel {
+                run,
+                noderole: id,
+                reason: CancelReason::NodeLost,
+            });
         }
+        if state != NodeRoleState::Error
+            && !self.retry_at.is_empty()
+            && let Some(at) = self.retry_at.remove(&id)
+        {
+            self.retries.remove(&(at, id));
+        }
+        // Its node may have become busy or idle.
+        self.touch_node(node);
         self.reevaluate(id);
     }
 
@@ -828,12 +862,14 @@ impl Annealer {
         if self.queued[i] != NOT_QUEUED {
             // The noderole is gone from the cluster: its node is remembered here.
             let node = self.queued_on[i];
-            self.node_queue[node.0 as usize].remove(&(self.queued[i], id));
+            node_queue_remove(
+                &mut self.node_queue[node.0 as usize],
+                (self.queued[i], id.0),
+            );
             self.queued[i] = NOT_QUEUED;
             self.touch_node(node);
         }
-        self.mirror[i] = None;
-        if let Some(run) = self.run_of.remove(&id) {
+        if let Some(run) = self.take_run_of(id) {
             self.running.remove(&run);
             self.cancels.push(Cancel {
                 run,
@@ -868,10 +904,10 @@ impl Annealer {
         self.grow_node(node);
         let q = &mut self.node_queue[node.0 as usize];
         if have != NOT_QUEUED {
-            q.remove(&(have, id));
+            node_queue_remove(q, (have, id.0));
         }
         if want != NOT_QUEUED {
-            q.insert((want, id));
+            node_queue_insert(q, (want, id.0));
         }
         self.queued[id.0 as usize] = want;
         self.queued_on[id.0 as usize] = node;
@@ -882,7 +918,7 @@ impl Annealer {
         let node = self.node_of(id);
         let have = std::mem::replace(&mut self.queued[id.0 as usize], NOT_QUEUED);
         if have != NOT_QUEUED {
-            self.node_queue[node.0 as usize].remove(&(have, id));
+            node_queue_remove(&mut self.node_queue[node.0 as usize], (have, id.0));
         }
         self.touch_node(node);
     }
@@ -911,11 +947,11 @@ impl Annealer {
                 None
             };
             if self.node_head[i] != head {
-                if let Some(old) = self.node_head[i] {
-                    self.heads.remove(&old);
+                if let Some((cohort, id)) = self.node_head[i] {
+                    self.heads.remove(cohort, id);
                 }
-                if let Some(new) = head {
-                    self.heads.insert(new);
+                if let Some((cohort, id)) = head {
+                    self.heads.insert(cohort, id);
                 }
                 self.node_head[i] = head;
             }
@@ -926,7 +962,7 @@ impl Annealer {
     pub(crate) fn ahead_on_node(&self, id: NodeRoleId) -> Option<NodeRoleId> {
         let node = self.cluster.noderole(id)?.node;
         let q = self.node_queue.get(node.0 as usize)?;
-        q.first().map(|k| k.1).filter(|h| *h != id)
+        q.first().map(|k| NodeRoleId(k.1)).filter(|h| *h != id)
     }
 
     /// Whether `id` is in its node's queue.

@@ -113,6 +113,7 @@ mod driver;
 mod error;
 mod explain;
 mod plan;
+mod queue;
 mod sim;
 
 pub use crate::core::{

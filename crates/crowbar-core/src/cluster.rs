@@ -50,6 +50,46 @@ pub(crate) struct NodeIndex {
     pub(crate) busy: u32,
 }
 
+/// What changed in the model since the last [`Cluster::take_changes`], for a scheduler that
+/// follows the model without rescanning it (see [`Cluster::track_changes`]).
+///
+/// It names what to look at again, not what happened: an entry may turn out unchanged (an
+/// operation that was rolled back still leaves its entries), and reading the model's current
+/// state for each entry is always right.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// Noderoles created, deleted or changed (state, cohort, data), and those whose parents
+    /// became all ACTIVE or stopped being so; each once.
+    pub noderoles: Vec<NodeRoleId>,
+    /// Nodes created, changed or deleted; may repeat.
+    pub nodes: Vec<NodeId>,
+    /// Deployments created or changed; may repeat.
+    pub deployments: Vec<DeploymentId>,
+}
+
+impl Changes {
+    /// Whether nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.noderoles.is_empty() && self.nodes.is_empty() && self.deployments.is_empty()
+    }
+
+    /// Empties the lists, keeping their memory.
+    pub fn clear(&mut self) {
+        self.noderoles.clear();
+        self.nodes.clear();
+        self.deployments.clear();
+    }
+}
+
+/// The change journal behind [`Cluster::take_changes`].
+#[derive(Default)]
+struct Journal {
+    on: bool,
+    changes: Changes,
+    /// Whether a noderole is in `changes.noderoles` already.
+    listed: Vec<bool>,
+}
+
 const DIRTY_STATE: u8 = 1;
 const DIRTY_FULL: u8 = 2;
 
@@ -179,6 +219,9 @@ pub struct Cluster {
     depth: u32,
     /// The time of the outermost operation running, read once per operation.
     now: Option<crate::Timestamp>,
+    /// Set by [`Cluster::set_time`]: the time stamped on every change until cleared.
+    pinned: Option<crate::Timestamp>,
+    journal: Journal,
     /// A reusable stack for graph walks.
     pub(crate) scratch: Vec<NodeRoleId>,
     undo: Vec<Undo>,
@@ -250,6 +293,8 @@ impl Cluster {
             extensions: Extensions::default(),
             depth: 0,
             now: None,
+            pinned: None,
+            journal: Journal::default(),
             scratch: Vec::new(),
             undo: Vec::new(),
             events: VecDeque::new(),
@@ -312,6 +357,7 @@ impl Cluster {
 // Queries.
 impl Cluster {
     /// The node with this id.
+    #[inline]
     pub fn node(&self, id: NodeId) -> Option<&Node> {
         self.nodes.get(id.index())?.as_ref()
     }
@@ -332,6 +378,7 @@ impl Cluster {
     }
 
     /// The role with this id.
+    #[inline]
     pub fn role(&self, id: RoleId) -> Option<&Role> {
         self.roles.get(id.index())?.as_ref()
     }
@@ -347,6 +394,7 @@ impl Cluster {
     }
 
     /// The deployment with this id.
+    #[inline]
     pub fn deployment(&self, id: DeploymentId) -> Option<&Deployment> {
         self.deployments.get(id.index())?.as_ref()
     }
@@ -371,6 +419,7 @@ impl Cluster {
     }
 
     /// The noderole with this id.
+    #[inline]
     pub fn noderole(&self, id: NodeRoleId) -> Option<&NodeRole> {
         self.noderoles.get(id.index())?.as_ref()
     }
@@ -386,11 +435,13 @@ impl Cluster {
     }
 
     /// One more than the largest noderole id ever used: a bound for dense per-noderole tables.
+    #[inline]
     pub fn noderole_id_bound(&self) -> usize {
         self.noderoles.len()
     }
 
     /// One more than the largest node id ever used.
+    #[inline]
     pub fn node_id_bound(&self) -> usize {
         self.nodes.len()
     }
@@ -415,6 +466,7 @@ impl Cluster {
     }
 
     /// The direct parents of a noderole.
+    #[inline]
     pub fn parents(&self, id: NodeRoleId) -> &[NodeRoleId] {
         self.links
             .get(id.index())
@@ -422,6 +474,7 @@ impl Cluster {
     }
 
     /// The direct children of a noderole.
+    #[inline]
     pub fn children(&self, id: NodeRoleId) -> &[NodeRoleId] {
         self.links
             .get(id.index())
@@ -429,6 +482,7 @@ impl Cluster {
     }
 
     /// Whether every direct parent is ACTIVE (or there are none). O(1).
+    #[inline]
     pub fn is_activatable(&self, id: NodeRoleId) -> bool {
         self.links
             .get(id.index())
@@ -437,6 +491,7 @@ impl Cluster {
 
     /// Whether the node has a noderole in TRANSITION or ERROR, which stops the annealer from
     /// starting anything else there. O(1).
+    #[inline]
     pub fn node_is_busy(&self, node: NodeId) -> bool {
         self.node_index
             .get(node.index())
@@ -447,6 +502,7 @@ impl Cluster {
     /// node that has no noderole in TRANSITION or ERROR; and, beyond Crowbar, every parent
     /// ACTIVE (a parent on a node that died is deactivated without ripple, so its TODO children
     /// must wait for it). O(1).
+    #[inline]
     pub fn is_runnable(&self, id: NodeRoleId) -> bool {
         let Some(nr) = self.noderole(id) else {
             return false;
@@ -458,12 +514,14 @@ impl Cluster {
             && !self.node_is_busy(nr.node)
     }
 
+    #[inline]
     pub(crate) fn deployment_committed(&self, id: DeploymentId) -> bool {
         self.deployment(id)
             .is_some_and(|d| d.phase == DeploymentPhase::Committed)
     }
 
     /// How many noderoles of a deployment are in `state`. O(1).
+    #[inline]
     pub fn count_in_state(&self, deployment: DeploymentId, state: NodeRoleState) -> u32 {
         self.deployment_counts
             .get(deployment.index())
@@ -618,7 +676,74 @@ impl Cluster {
         batch
     }
 
+    /// Starts (or stops) keeping the change journal that [`Cluster::take_changes`] hands out.
+    /// Off by default, so that a cluster nobody follows pays nothing for it; turning it on
+    /// starts from an empty journal.
+    pub fn track_changes(&mut self, on: bool) {
+        let j = &mut self.journal;
+        j.on = on;
+        for id in j.changes.noderoles.drain(..) {
+            j.listed[id.index()] = false;
+        }
+        j.changes.clear();
+    }
+
+    /// Whether the change journal has entries.
+    #[inline]
+    pub fn has_changes(&self) -> bool {
+        !self.journal.changes.is_empty()
+    }
+
+    /// Hands out what changed since the last call (see [`Changes`]), into `into`, whose
+    /// previous content is dropped and whose memory is reused: O(entries), no allocation once
+    /// warm. Empty unless [`Cluster::track_changes`] is on.
+    pub fn take_changes(&mut self, into: &mut Changes) {
+        into.clear();
+        std::mem::swap(into, &mut self.journal.changes);
+        for id in &into.noderoles {
+            self.journal.listed[id.index()] = false;
+        }
+    }
+
+    #[inline]
+    fn journal_noderole(&mut self, id: NodeRoleId) {
+        let j = &mut self.journal;
+        if !j.on {
+            return;
+        }
+        let i = id.index();
+        if j.listed.len() <= i {
+            j.listed.resize(i + 1, false);
+        }
+        if !j.listed[i] {
+            j.listed[i] = true;
+            j.changes.noderoles.push(id);
+        }
+    }
+
+    #[inline]
+    fn journal_node(&mut self, id: NodeId) {
+        if self.journal.on {
+            self.journal.changes.nodes.push(id);
+        }
+    }
+
+    #[inline]
+    fn journal_deployment(&mut self, id: DeploymentId) {
+        if self.journal.on {
+            self.journal.changes.deployments.push(id);
+        }
+    }
+
+    /// Stamps every change of the following operations with `at` instead of reading the
+    /// clock, until called with `None`: for a caller that already knows when a whole wave of
+    /// changes happens (the annealer reads its clock once per wave, not once per transition).
+    pub fn set_time(&mut self, at: Option<crate::Timestamp>) {
+        self.pinned = at;
+    }
+
     /// Whether changes are waiting for [`Cluster::take_batch`].
+    #[inline]
     pub fn has_pending(&self) -> bool {
         let p = &self.pending;
         !(p.nodes.is_empty()
@@ -740,6 +865,7 @@ impl Cluster {
     fn apply_undo(&mut self, step: Undo) {
         match step {
             Undo::NodeCreated(id) => {
+                self.journal_node(id);
                 if let Some(n) = self.nodes[id.index()].take() {
                     self.node_by_name.remove(n.name.as_str());
                     self.node_by_alias.remove(&n.alias);
@@ -751,6 +877,7 @@ impl Cluster {
             }
             Undo::Node(old) => {
                 let i = old.id.index();
+                self.journal_node(old.id);
                 self.nodes[i] = Some(*old);
             }
             Undo::RoleCreated(id) => {
@@ -777,6 +904,7 @@ impl Cluster {
             }
             Undo::Deployment(old) => {
                 let i = old.id.index();
+                self.journal_deployment(old.id);
                 self.deployments[i] = Some(*old);
             }
             Undo::DeploymentRoleCreated(d, r) => {
@@ -791,7 +919,10 @@ impl Cluster {
                 self.set_state_raw(id, state);
                 self.nr_mut(id).run_count = run_count;
             }
-            Undo::Cohort(id, cohort) => self.nr_mut(id).cohort = cohort,
+            Undo::Cohort(id, cohort) => {
+                self.journal_noderole(id);
+                self.nr_mut(id).cohort = cohort;
+            }
             Undo::Data(id, slot, value) => *self.slot_mut(id, slot) = value,
             Undo::Committed(id, value) => self.nr_mut(id).committed_data = value,
             Undo::Runlog(id, value) => self.nr_mut(id).runlog = value,
@@ -901,12 +1032,14 @@ impl Cluster {
 // Primitives: every mutation goes through these, which keep the indices, the undo log and the
 // pending batch in step.
 impl Cluster {
+    #[inline]
     pub(crate) fn nr(&self, id: NodeRoleId) -> &NodeRole {
         self.noderoles[id.index()]
             .as_ref()
             .expect("noderole id checked by caller")
     }
 
+    #[inline]
     pub(crate) fn nr_mut(&mut self, id: NodeRoleId) -> &mut NodeRole {
         self.noderoles[id.index()]
             .as_mut()
@@ -951,6 +1084,7 @@ impl Cluster {
     }
 
     fn mark_nr(&mut self, id: NodeRoleId, flag: u8) {
+        self.journal_noderole(id);
         let i = id.index();
         if self.pending.nr_flags.len() <= i {
             self.pending.nr_flags.resize(i + 1, 0);
@@ -969,7 +1103,7 @@ impl Cluster {
         to: NodeRoleState,
         cause: Cause,
     ) {
-        let at = match self.now {
+        let at = match self.pinned.or(self.now) {
             Some(t) => t,
             None => {
                 let t = self.clock.now();
@@ -1003,6 +1137,7 @@ impl Cluster {
         self.insert_node_raw(node);
         self.undo.push(Undo::NodeCreated(id));
         self.pending.nodes.push(id);
+        self.journal_node(id);
     }
 
     pub(crate) fn next_node_id(&self) -> NodeId {
@@ -1015,6 +1150,7 @@ impl Cluster {
         let old = self.nodes[id.index()].replace(node).expect("node exists");
         self.undo.push(Undo::Node(Box::new(old)));
         self.pending.nodes.push(id);
+        self.journal_node(id);
     }
 
     pub(crate) fn remove_node_final(&mut self, id: NodeId) {
@@ -1025,6 +1161,7 @@ impl Cluster {
         self.node_index[id.index()] = NodeIndex::default();
         self.pending.nodes.retain(|n| *n != id);
         self.pending.deleted_nodes.push(id);
+        self.journal_node(id);
     }
 
     fn insert_role_raw(&mut self, role: Role) {
@@ -1071,6 +1208,7 @@ impl Cluster {
         self.insert_deployment_raw(d);
         self.undo.push(Undo::DeploymentCreated(id));
         self.pending.deployments.push(id);
+        self.journal_deployment(id);
     }
 
     pub(crate) fn next_deployment_id(&self) -> DeploymentId {
@@ -1084,6 +1222,7 @@ impl Cluster {
             .expect("deployment exists");
         self.undo.push(Undo::Deployment(Box::new(old)));
         self.pending.deployments.push(id);
+        self.journal_deployment(id);
     }
 
     /// Ensures the role has a deployment role in `deployment`; fires `on_deployment_create` when
@@ -1157,6 +1296,7 @@ impl Cluster {
         let Some(nr) = self.noderoles[id.index()].take() else {
             return;
         };
+        self.journal_noderole(id);
         self.by_role_node.remove(&(nr.role, nr.node));
         if let Some(list) = self.by_deployment_role.get_mut(&(nr.deployment, nr.role)) {
             list.retain(|x| *x != id);
@@ -1191,6 +1331,7 @@ impl Cluster {
             if !active {
                 l.inactive_parents -= 1;
             }
+            self.journal_noderole(c);
         }
         self.links[id.index()] = Links::default();
         // Keep the slot so that ids are never reused once persisted.
@@ -1209,6 +1350,7 @@ impl Cluster {
         }
         nr.state = to;
         let (node, deployment) = (nr.node, nr.deployment);
+        self.journal_noderole(id);
         let busy = |s: NodeRoleState| matches!(s, NodeRoleState::Transition | NodeRoleState::Error);
         let idx = &mut self.node_index[node.index()];
         if busy(from) {
@@ -1224,12 +1366,16 @@ impl Cluster {
         let is_active = to == NodeRoleState::Active;
         if was_active != is_active {
             let children = std::mem::take(&mut self.links[id.index()].children);
-            for c in &children {
+            for &c in &children {
                 let l = &mut self.links[c.index()];
+                let before = l.inactive_parents;
                 if is_active {
                     l.inactive_parents -= 1;
                 } else {
                     l.inactive_parents += 1;
+                }
+                if before == 0 || l.inactive_parents == 0 {
+                    self.journal_noderole(c);
                 }
             }
             self.links[id.index()].children = children;
@@ -1298,6 +1444,7 @@ impl Cluster {
         l.parents.push(parent);
         if !active {
             l.inactive_parents += 1;
+            self.journal_noderole(child);
         }
     }
 
@@ -1314,6 +1461,7 @@ impl Cluster {
             l.parents.remove(pos);
             if !active {
                 l.inactive_parents -= 1;
+                self.journal_noderole(child);
             }
         }
     }

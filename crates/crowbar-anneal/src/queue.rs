@@ -1,0 +1,231 @@
+//! The run queues: which noderole each node would start next, and which node goes first.
+//!
+//! Both orders are Crowbar's (cohort, then id). A node's queue is a short sorted vector (a
+//! node has a handful of runnable noderoles at a time); the heads of all nodes sit in one
+//! bitset of noderole ids per cohort, where insert, remove and smallest cost a few word
+//! operations whatever the cluster's size, instead of a balanced tree's O(log n) pointer walk.
+
+/// A set of dense ids (`usize`), as a three-level bitset: bit `i` of level 0 is id `i`; bit
+/// `j` of level 1 says word `j` of level 0 is not zero; level 2 does the same for level 1. The
+/// smallest id is found by scanning level 2 (one word per 262,144 ids) and descending.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct IdSet {
+    words: [Vec<u64>; 3],
+    len: usize,
+}
+
+impl IdSet {
+    fn grow(&mut self, i: usize) {
+        for (level, words) in self.words.iter_mut().enumerate() {
+            let w = i >> (6 * (level + 1));
+            if words.len() <= w {
+                words.resize(w + 1, 0);
+            }
+        }
+    }
+
+    /// Adds `i`; false if it was there.
+    pub(crate) fn insert(&mut self, i: usize) -> bool {
+        self.grow(i);
+        let bit = 1u64 << (i & 63);
+        let w0 = &mut self.words[0][i >> 6];
+        if *w0 & bit != 0 {
+            return false;
+        }
+        *w0 |= bit;
+        self.words[1][i >> 12] |= 1 << ((i >> 6) & 63);
+        self.words[2][i >> 18] |= 1 << ((i >> 12) & 63);
+        self.len += 1;
+        true
+    }
+
+    /// Removes `i`; false if it was not there.
+    pub(crate) fn remove(&mut self, i: usize) -> bool {
+        let Some(w0) = self.words[0].get_mut(i >> 6) else {
+            return false;
+        };
+        let bit = 1u64 << (i & 63);
+        if *w0 & bit == 0 {
+            return false;
+        }
+        *w0 &= !bit;
+        self.len -= 1;
+        if *w0 == 0 {
+            let w1 = &mut self.words[1][i >> 12];
+            *w1 &= !(1 << ((i >> 6) & 63));
+            if *w1 == 0 {
+                self.words[2][i >> 18] &= !(1 << ((i >> 12) & 63));
+            }
+        }
+        true
+    }
+
+    /// The smallest id.
+    pub(crate) fn first(&self) -> Option<usize> {
+        let (k, w2) = self.words[2].iter().enumerate().find(|(_, w)| **w != 0)?;
+        let j1 = (k << 6) | w2.trailing_zeros() as usize;
+        let j0 = (j1 << 6) | self.words[1][j1].trailing_zeros() as usize;
+        Some((j0 << 6) | self.words[0][j0].trailing_zeros() as usize)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// Keys `(cohort, id)` in that order: one [`IdSet`] per cohort, and an [`IdSet`] of the
+/// cohorts that have keys.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct CohortQueue {
+    by_cohort: Vec<IdSet>,
+    cohorts: IdSet,
+}
+
+impl CohortQueue {
+    pub(crate) fn insert(&mut self, cohort: u32, id: u64) {
+        let c = cohort as usize;
+        if self.by_cohort.len() <= c {
+            self.by_cohort.resize_with(c + 1, IdSet::default);
+        }
+        self.by_cohort[c].insert(id as usize);
+        self.cohorts.insert(c);
+    }
+
+    pub(crate) fn remove(&mut self, cohort: u32, id: u64) {
+        let c = cohort as usize;
+        if let Some(set) = self.by_cohort.get_mut(c)
+            && set.remove(id as usize)
+            && set.is_empty()
+        {
+            self.cohorts.remove(c);
+        }
+    }
+
+    pub(crate) fn pop_first(&mut self) -> Option<(u32, u64)> {
+        let c = self.cohorts.first()?;
+        let set = &mut self.by_cohort[c];
+        let id = set.first().expect("listed cohorts have keys");
+        set.remove(id);
+        if set.is_empty() {
+            self.cohorts.remove(c);
+        }
+        Some((c as u32, id as u64))
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.cohorts.is_empty()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.by_cohort.iter().map(IdSet::len).sum()
+    }
+}
+
+/// One node's runnable noderoles, sorted by `(cohort, id)`.
+pub(crate) type NodeQueue = Vec<(u32, u64)>;
+
+pub(crate) fn node_queue_insert(q: &mut NodeQueue, key: (u32, u64)) {
+    if let Err(at) = q.binary_search(&key) {
+        q.insert(at, key);
+    }
+}
+
+pub(crate) fn node_queue_remove(q: &mut NodeQueue, key: (u32, u64)) {
+    if let Ok(at) = q.binary_search(&key) {
+        q.remove(at);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[test]
+    fn id_set_spans_levels() {
+        let mut s = IdSet::default();
+        assert_eq!(s.first(), None);
+        for i in [300_000, 5, 4_096, 262_144, 63, 64] {
+            assert!(s.insert(i));
+        }
+        assert!(!s.insert(63));
+        assert_eq!(s.len(), 6);
+        let mut order = Vec::new();
+        while let Some(i) = s.first() {
+            assert!(s.remove(i));
+            order.push(i);
+        }
+        assert_eq!(order, [5, 63, 64, 4_096, 262_144, 300_000]);
+        assert!(s.is_empty());
+        assert!(!s.remove(5));
+        assert!(!s.remove(10_000_000));
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Insert(u32, u64),
+        Remove(u32, u64),
+        Pop,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        let key = (0u32..5, prop_oneof![0u64..200, 0u64..2_000_000]);
+        prop_oneof![
+            key.clone().prop_map(|(c, i)| Op::Insert(c, i)),
+            key.prop_map(|(c, i)| Op::Remove(c, i)),
+            Just(Op::Pop),
+        ]
+    }
+
+    proptest! {
+        /// The cohort queue pops in the order a `BTreeSet<(cohort, id)>` would.
+        #[test]
+        fn cohort_queue_matches_btree(ops in proptest::collection::vec(op(), 0..300)) {
+            let mut q = CohortQueue::default();
+            let mut model = BTreeSet::new();
+            for op in ops {
+                match op {
+                    Op::Insert(c, i) => {
+                        q.insert(c, i);
+                        model.insert((c, i));
+                    }
+                    Op::Remove(c, i) => {
+                        q.remove(c, i);
+                        model.remove(&(c, i));
+                    }
+                    Op::Pop => prop_assert_eq!(q.pop_first(), model.pop_first()),
+                }
+                prop_assert_eq!(q.len(), model.len());
+                prop_assert_eq!(q.is_empty(), model.is_empty());
+            }
+        }
+
+        /// A node queue stays sorted and free of duplicates.
+        #[test]
+        fn node_queue_matches_btree(ops in proptest::collection::vec(op(), 0..100)) {
+            let mut q = NodeQueue::new();
+            let mut model = BTreeSet::new();
+            for op in ops {
+                match op {
+                    Op::Insert(c, i) => {
+                        node_queue_insert(&mut q, (c, i));
+                        model.insert((c, i));
+                    }
+                    Op::Remove(c, i) => {
+                        node_queue_remove(&mut q, (c, i));
+                        model.remove(&(c, i));
+                    }
+                    Op::Pop => {}
+                }
+                prop_assert_eq!(&q, &model.iter().copied().collect::<Vec<_>>());
+            }
+        }
+    }
+}
