@@ -331,6 +331,9 @@ impl Simulation {
             }
             self.annealer.handle_tick(self.now);
         }
+        if let Err(e) = self.annealer.cluster().check_consistency() {
+            self.violation(format!("model indices out of step: {e}"));
+        }
         for (run, (nr, _)) in &self.active {
             let v = format!("{run} of {nr} never ended");
             self.report.violations.push(v);

@@ -20,13 +20,28 @@ use crate::{
     SYSTEM_DEPLOYMENT, SystemClock,
 };
 
-/// The graph links of one noderole, kept beside it.
-#[derive(Clone, Debug, Default)]
+/// The graph links of one noderole, kept beside it, with a copy of its state: the ripples
+/// read the states of children and grandchildren, and this keeps those reads on the small
+/// dense table they walk anyway instead of the full rows.
+#[derive(Clone, Debug)]
 pub(crate) struct Links {
     pub(crate) parents: Vec<NodeRoleId>,
     pub(crate) children: Vec<NodeRoleId>,
     /// How many parents are not ACTIVE: the noderole is activatable when this is 0.
     pub(crate) inactive_parents: u32,
+    /// The noderole's state (the row's `state`, kept in step by `set_state_raw`).
+    pub(crate) state: NodeRoleState,
+}
+
+impl Default for Links {
+    fn default() -> Self {
+        Links {
+            parents: Vec::new(),
+            children: Vec::new(),
+            inactive_parents: 0,
+            state: NodeRoleState::Proposed,
+        }
+    }
 }
 
 /// Derived facts about roles, rebuilt whenever a role is created or changed (roles are few):
@@ -735,6 +750,47 @@ impl Cluster {
         }
     }
 
+    /// Recomputes every derived index from the rows (parents not ACTIVE, node busy counts,
+    /// per-deployment state counts, the state copies beside the links) and says which one
+    /// disagrees: O(graph), for tests and debugging.
+    pub fn check_consistency(&self) -> Result<(), String> {
+        let mut busy = vec![0u32; self.node_index.len()];
+        let mut counts = vec![[0u32; 6]; self.deployment_counts.len()];
+        for nr in self.noderoles() {
+            let l = &self.links[nr.id.index()];
+            if l.state != nr.state {
+                return Err(format!(
+                    "{}: state {:?}, links say {:?}",
+                    nr.id, nr.state, l.state
+                ));
+            }
+            let inactive = l
+                .parents
+                .iter()
+                .filter(|p| self.noderole(**p).map(|p| p.state) != Some(NodeRoleState::Active))
+                .count() as u32;
+            if inactive != l.inactive_parents {
+                return Err(format!(
+                    "{}: {inactive} parents not ACTIVE, counter says {}",
+                    nr.id, l.inactive_parents
+                ));
+            }
+            if matches!(nr.state, NodeRoleState::Transition | NodeRoleState::Error) {
+                busy[nr.node.index()] += 1;
+            }
+            counts[nr.deployment.index()][nr.state.slot()] += 1;
+        }
+        for (i, idx) in self.node_index.iter().enumerate() {
+            if idx.busy != busy[i] {
+                return Err(format!("node {i}: busy {}, counted {}", idx.busy, busy[i]));
+            }
+        }
+        if counts != self.deployment_counts {
+            return Err("per-deployment state counts disagree with the rows".to_owned());
+        }
+        Ok(())
+    }
+
     /// Stamps every change of the following operations with `at` instead of reading the
     /// clock, until called with `None`: for a caller that already knows when a whole wave of
     /// changes happens (the annealer reads its clock once per wave, not once per transition).
@@ -1039,6 +1095,12 @@ impl Cluster {
             .expect("noderole id checked by caller")
     }
 
+    /// A noderole's state from the links table (the id must exist).
+    #[inline]
+    pub(crate) fn state_of(&self, id: NodeRoleId) -> NodeRoleState {
+        self.links[id.index()].state
+    }
+
     #[inline]
     pub(crate) fn nr_mut(&mut self, id: NodeRoleId) -> &mut NodeRole {
         self.noderoles[id.index()]
@@ -1275,6 +1337,7 @@ impl Cluster {
             self.node_index[node.index()].busy += 1;
         }
         self.deployment_counts[deployment.index()][state.slot()] += 1;
+        self.links[i].state = state;
         self.noderoles[i] = Some(nr);
         self.noderole_count += 1;
     }
@@ -1350,6 +1413,7 @@ impl Cluster {
         }
         nr.state = to;
         let (node, deployment) = (nr.node, nr.deployment);
+        self.links[id.index()].state = to;
         self.journal_noderole(id);
         let busy = |s: NodeRoleState| matches!(s, NodeRoleState::Transition | NodeRoleState::Error);
         let idx = &mut self.node_index[node.index()];

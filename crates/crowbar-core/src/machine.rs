@@ -618,7 +618,7 @@ impl Cluster {
         // Unblocking a child changes only that child's subtree, never this list.
         for i in 0..self.links[id.index()].children.len() {
             let child = self.links[id.index()].children[i];
-            if self.nr(child).state == NodeRoleState::Blocked && self.is_activatable(child) {
+            if self.state_of(child) == NodeRoleState::Blocked && self.is_activatable(child) {
                 self.todo_inner(child, Cause::ParentActive { parent: id });
             }
         }
@@ -655,7 +655,7 @@ impl Cluster {
             if !seen.insert(d) {
                 continue;
             }
-            let s = self.nr(d).state;
+            let s = self.state_of(d);
             if !matches!(
                 s,
                 NodeRoleState::Proposed | NodeRoleState::Transition | NodeRoleState::Blocked
@@ -714,7 +714,7 @@ impl Cluster {
     fn block_children(&mut self, origin: NodeRoleId) {
         // The common case, no child in ERROR or TODO, allocates nothing.
         let blockable = |c: &Cluster, d: NodeRoleId| {
-            matches!(c.nr(d).state, NodeRoleState::Error | NodeRoleState::Todo)
+            matches!(c.state_of(d), NodeRoleState::Error | NodeRoleState::Todo)
         };
         if !self.children(origin).iter().any(|d| blockable(self, *d)) {
             return;

@@ -312,3 +312,57 @@ async fn bad_input_is_a_typed_error_and_the_store_is_unchanged() {
         crowbar_core::conformance::describe(&before)
     );
 }
+
+/// The change journal names every noderole whose state or runnability changed, each once per
+/// take, and nothing while it is off.
+#[test]
+fn the_change_journal_names_what_changed_once() {
+    use crowbar_core::Changes;
+    let mut c = Cluster::new();
+    c.create_role(RoleSpec::new("base").flag(RoleFlag::Implicit))
+        .unwrap();
+    c.create_role(RoleSpec::new("top").requires(["base"]))
+        .unwrap();
+    let top = c.find_role("top").unwrap();
+    let node = c
+        .create_node(NodeSpec::new("n1.example.com").alive(true))
+        .unwrap();
+    c.bind(top, node, None).unwrap();
+    let base_nr = c.noderole_for(c.find_role("base").unwrap(), node).unwrap();
+    let top_nr = c.noderole_for(top, node).unwrap();
+    let mut changes = Changes::default();
+    c.take_changes(&mut changes);
+    assert!(changes.is_empty(), "off by default: {changes:?}");
+
+    c.track_changes(true);
+    c.commit_node(node).unwrap();
+    c.take_changes(&mut changes);
+    let mut seen = changes.noderoles.clone();
+    seen.sort();
+    assert_eq!(seen, [base_nr, top_nr]);
+    assert!(!c.has_changes());
+
+    // Two transitions of one noderole and the child they unblock: each listed once.
+    c.start_run(base_nr).unwrap();
+    let done = RunResult::Succeeded {
+        wall: None,
+        runlog: String::new(),
+    };
+    c.finish_run(base_nr, done).unwrap();
+    c.take_changes(&mut changes);
+    assert_eq!(changes.noderoles, [base_nr, top_nr]);
+    assert_eq!(c.noderole(top_nr).unwrap().state, NodeRoleState::Todo);
+
+    // A node flag change names the node; a refused operation may leave entries, never lose one.
+    c.set_node_available(node, false).unwrap();
+    assert!(c.start_run(top_nr).is_ok());
+    assert!(c.retry(top_nr, Cause::Operator).is_err());
+    c.take_changes(&mut changes);
+    assert_eq!(changes.nodes, [node]);
+    assert_eq!(changes.noderoles, [top_nr]);
+    c.check_consistency().unwrap();
+
+    c.track_changes(false);
+    c.set_node_available(node, true).unwrap();
+    assert!(!c.has_changes());
+}

@@ -214,7 +214,11 @@ pub(crate) fn run(input: &str) -> String {
             continue;
         }
         writeln!(out, "> {line}").unwrap();
-        match run_line(&mut c, line, &mut out) {
+        let result = run_line(&mut c, line, &mut out);
+        if let Err(e) = c.check_consistency() {
+            panic!("after `{line}` the model's indices are out of step: {e}");
+        }
+        match result {
             Ok(()) => {
                 let batch = c.take_batch();
                 for h in &batch.history {
