@@ -1,6 +1,10 @@
 //! `MemStore`: a real, in-memory [`Store`], for tests, benches and embedding.
+//!
+//! Rows live in tables indexed by their dense ids, and the history in one append-only vector
+//! where each entry points back at the previous entry of the same noderole, so applying a state
+//! change or a history entry is O(1) and allocates nothing of its own.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -10,26 +14,168 @@ use crate::{
     NodeRoleId, RecordChange, Role, RoleId, Snapshot, Store, StoreError,
 };
 
-#[derive(Default, Clone)]
-struct Data {
-    revision: u64,
-    nodes: BTreeMap<NodeId, Node>,
-    roles: BTreeMap<RoleId, Role>,
-    deployments: BTreeMap<DeploymentId, Deployment>,
-    deployment_roles: BTreeMap<(DeploymentId, RoleId), DeploymentRole>,
-    noderoles: BTreeMap<NodeRoleId, NodeRole>,
-    edges: BTreeSet<Edge>,
-    records: BTreeMap<(String, String), serde_json::Value>,
-}
-
 /// A [`Store`] that keeps everything in memory, behind a mutex.
 ///
 /// It applies the same consistency checks as the durable stores and keeps the history. It does
 /// not survive the process, and `load` copies everything, so it suits tests, benches and
-/// embedding rather than very large long-lived clusters.
+/// embedding rather than very large long-lived clusters. Rows are kept in vectors indexed by
+/// id, which suits the dense ids a [`Cluster`](crate::Cluster) hands out; an id far beyond
+/// every id seen so far is kept aside in an ordered map instead, so a stray id costs no memory.
 #[derive(Default)]
 pub struct MemStore {
-    inner: Mutex<(Data, HashMap<NodeRoleId, Vec<HistoryEntry>>)>,
+    inner: Mutex<Data>,
+}
+
+#[derive(Default)]
+struct Data {
+    revision: u64,
+    nodes: Table<Node>,
+    roles: Table<Role>,
+    deployments: Table<Deployment>,
+    deployment_roles: BTreeMap<(DeploymentId, RoleId), DeploymentRole>,
+    noderoles: Table<NodeRole>,
+    edges: BTreeSet<Edge>,
+    records: BTreeMap<(String, String), serde_json::Value>,
+    history: History,
+}
+
+/// Rows by id: ids below `rows.len()` in `rows`, larger ones in `spill`.
+///
+/// Invariant: every key of `spill` is at least `rows.len()`, so `rows` then `spill` is id
+/// order.
+struct Table<T> {
+    rows: Vec<Option<T>>,
+    spill: BTreeMap<u64, T>,
+}
+
+impl<T> Default for Table<T> {
+    fn default() -> Self {
+        Table {
+            rows: Vec::new(),
+            spill: BTreeMap::new(),
+        }
+    }
+}
+
+/// How far past the end of `rows` an id may be and still grow the vector to reach it.
+const DENSE_SLACK: usize = 4096;
+
+impl<T> Table<T> {
+    fn slot(&self, id: u64) -> Option<usize> {
+        usize::try_from(id).ok().filter(|&i| i < self.rows.len())
+    }
+
+    fn get(&self, id: u64) -> Option<&T> {
+        match self.slot(id) {
+            Some(i) => self.rows[i].as_ref(),
+            None => self.spill.get(&id),
+        }
+    }
+
+    fn get_mut(&mut self, id: u64) -> Option<&mut T> {
+        match self.slot(id) {
+            Some(i) => self.rows[i].as_mut(),
+            None => self.spill.get_mut(&id),
+        }
+    }
+
+    fn contains(&self, id: u64) -> bool {
+        self.get(id).is_some()
+    }
+
+    fn insert(&mut self, id: u64, row: T) {
+        if let Some(i) = self.slot(id) {
+            self.rows[i] = Some(row);
+            return;
+        }
+        let limit = self
+            .rows
+            .len()
+            .saturating_mul(2)
+            .saturating_add(DENSE_SLACK);
+        match usize::try_from(id).ok().filter(|&i| i < limit) {
+            Some(i) => {
+                self.rows.resize_with(i + 1, || None);
+                if !self.spill.is_empty() {
+                    // Keep the invariant: what the vector now covers moves into it.
+                    let rest = self.spill.split_off(&(i as u64 + 1));
+                    for (k, v) in std::mem::replace(&mut self.spill, rest) {
+                        self.rows[k as usize] = Some(v);
+                    }
+                }
+                self.rows[i] = Some(row);
+            }
+            None => {
+                self.spill.insert(id, row);
+            }
+        }
+    }
+
+    fn remove(&mut self, id: u64) -> Option<T> {
+        match self.slot(id) {
+            Some(i) => self.rows[i].take(),
+            None => self.spill.remove(&id),
+        }
+    }
+
+    /// The rows in id order.
+    fn values(&self) -> impl Iterator<Item = &T> {
+        self.rows.iter().flatten().chain(self.spill.values())
+    }
+}
+
+/// Every history entry in the order applied, each with the index of the previous entry of
+/// the same noderole; `last` holds the index of each noderole's latest entry.
+#[derive(Default)]
+struct History {
+    entries: Vec<(HistoryEntry, Option<usize>)>,
+    last: Table<usize>,
+}
+
+impl History {
+    fn push(&mut self, entry: HistoryEntry) {
+        let id = entry.noderole.get();
+        let index = self.entries.len();
+        let prev = match self.last.get_mut(id) {
+            Some(last) => Some(std::mem::replace(last, index)),
+            None => {
+                self.last.insert(id, index);
+                None
+            }
+        };
+        self.entries.push((entry, prev));
+    }
+
+    /// The entries of `noderole`, oldest first.
+    fn of(&self, noderole: NodeRoleId) -> Vec<HistoryEntry> {
+        let mut out = Vec::new();
+        let mut at = self.last.get(noderole.get()).copied();
+        while let Some(i) = at {
+            let (entry, prev) = &self.entries[i];
+            out.push(entry.clone());
+            at = *prev;
+        }
+        out.reverse();
+        out
+    }
+}
+
+/// The ids of the rows a batch creates, sorted on first use: a reference that is not in the
+/// store is looked up here, so a batch referring only to stored rows builds nothing.
+#[derive(Default)]
+struct BatchIds {
+    ids: Option<Vec<u64>>,
+}
+
+impl BatchIds {
+    fn contains<T>(&mut self, rows: &[T], id_of: impl Fn(&T) -> u64, id: u64) -> bool {
+        let ids = self.ids.get_or_insert_with(|| {
+            let mut ids: Vec<u64> = rows.iter().map(id_of).collect();
+            ids.sort_unstable();
+            ids
+        });
+        ids.binary_search(&id).is_ok()
+    }
 }
 
 impl MemStore {
@@ -52,16 +198,25 @@ impl MemStore {
                 actual: data.revision,
             });
         }
-        let nodes: BTreeSet<NodeId> = batch.nodes.iter().map(|n| n.id).collect();
-        let roles: BTreeSet<RoleId> = batch.roles.iter().map(|r| r.id).collect();
-        let deps: BTreeSet<DeploymentId> = batch.deployments.iter().map(|d| d.id).collect();
-        let nrs: BTreeSet<NodeRoleId> = batch.noderoles.iter().map(|n| n.id).collect();
-        let node_ok = |id: &NodeId| nodes.contains(id) || data.nodes.contains_key(id);
-        let role_ok = |id: &RoleId| roles.contains(id) || data.roles.contains_key(id);
-        let dep_ok = |id: &DeploymentId| deps.contains(id) || data.deployments.contains_key(id);
-        let nr_ok = |id: &NodeRoleId| nrs.contains(id) || data.noderoles.contains_key(id);
+        let (mut nodes, mut roles, mut deps, mut nrs) = Default::default();
+        let mut node_ok = |id: NodeId| {
+            data.nodes.contains(id.get())
+                || BatchIds::contains(&mut nodes, &batch.nodes, |n| n.id.get(), id.get())
+        };
+        let mut role_ok = |id: RoleId| {
+            data.roles.contains(id.get())
+                || BatchIds::contains(&mut roles, &batch.roles, |r| r.id.get(), id.get())
+        };
+        let mut dep_ok = |id: DeploymentId| {
+            data.deployments.contains(id.get())
+                || BatchIds::contains(&mut deps, &batch.deployments, |d| d.id.get(), id.get())
+        };
+        let mut nr_ok = |id: NodeRoleId| {
+            data.noderoles.contains(id.get())
+                || BatchIds::contains(&mut nrs, &batch.noderoles, |n| n.id.get(), id.get())
+        };
         for nr in &batch.noderoles {
-            if !node_ok(&nr.node) || !role_ok(&nr.role) || !dep_ok(&nr.deployment) {
+            if !node_ok(nr.node) || !role_ok(nr.role) || !dep_ok(nr.deployment) {
                 return Err(bad(format!(
                     "noderole {} refers to a missing node, role or deployment",
                     nr.id
@@ -69,19 +224,19 @@ impl MemStore {
             }
         }
         for dr in &batch.deployment_roles {
-            if !role_ok(&dr.role) || !dep_ok(&dr.deployment) {
+            if !role_ok(dr.role) || !dep_ok(dr.deployment) {
                 return Err(bad(
                     "deployment role refers to a missing role or deployment".into(),
                 ));
             }
         }
         for s in &batch.states {
-            if !nr_ok(&s.id) {
+            if !nr_ok(s.id) {
                 return Err(bad(format!("state update for missing noderole {}", s.id)));
             }
         }
         for e in &batch.edges {
-            if !nr_ok(&e.parent) || !nr_ok(&e.child) {
+            if !nr_ok(e.parent) || !nr_ok(e.child) {
                 return Err(bad(format!(
                     "edge {} -> {} refers to a missing noderole",
                     e.parent, e.child
@@ -95,26 +250,27 @@ impl MemStore {
 #[async_trait]
 impl Store for MemStore {
     async fn apply(&self, batch: Batch) -> Result<u64, StoreError> {
-        let mut guard = self.inner.lock().expect("MemStore mutex poisoned");
-        let (data, history) = &mut *guard;
+        let mut data = self.inner.lock().expect("MemStore mutex poisoned");
+        let data = &mut *data;
+        // Everything that can refuse the batch is checked before the first change.
         MemStore::check(data, &batch)?;
         for r in batch.roles {
-            data.roles.insert(r.id, r);
+            data.roles.insert(r.id.get(), r);
         }
         for d in batch.deployments {
-            data.deployments.insert(d.id, d);
+            data.deployments.insert(d.id.get(), d);
         }
         for n in batch.nodes {
-            data.nodes.insert(n.id, n);
+            data.nodes.insert(n.id.get(), n);
         }
         for dr in batch.deployment_roles {
             data.deployment_roles.insert((dr.deployment, dr.role), dr);
         }
         for nr in batch.noderoles {
-            data.noderoles.insert(nr.id, nr);
+            data.noderoles.insert(nr.id.get(), nr);
         }
         for s in batch.states {
-            if let Some(nr) = data.noderoles.get_mut(&s.id) {
+            if let Some(nr) = data.noderoles.get_mut(s.id.get()) {
                 nr.state = s.state;
                 nr.run_count = s.run_count;
                 nr.cohort = s.cohort;
@@ -122,15 +278,18 @@ impl Store for MemStore {
         }
         data.edges.extend(batch.edges);
         if !batch.deleted_noderoles.is_empty() {
-            let gone: BTreeSet<NodeRoleId> = batch.deleted_noderoles.iter().copied().collect();
+            let mut gone = batch.deleted_noderoles;
+            gone.sort_unstable();
+            gone.dedup();
+            let is_gone = |id: &NodeRoleId| gone.binary_search(id).is_ok();
             data.edges
-                .retain(|e| !gone.contains(&e.parent) && !gone.contains(&e.child));
-            for id in gone {
-                data.noderoles.remove(&id);
+                .retain(|e| !is_gone(&e.parent) && !is_gone(&e.child));
+            for id in &gone {
+                data.noderoles.remove(id.get());
             }
         }
         for id in batch.deleted_nodes {
-            data.nodes.remove(&id);
+            data.nodes.remove(id.get());
         }
         for r in batch.records {
             match r {
@@ -142,16 +301,16 @@ impl Store for MemStore {
                 }
             }
         }
+        data.history.entries.reserve(batch.history.len());
         for h in batch.history {
-            history.entry(h.noderole).or_default().push(h);
+            data.history.push(h);
         }
         data.revision += 1;
         Ok(data.revision)
     }
 
     async fn load(&self) -> Result<Snapshot, StoreError> {
-        let guard = self.inner.lock().expect("MemStore mutex poisoned");
-        let data = &guard.0;
+        let data = self.inner.lock().expect("MemStore mutex poisoned");
         Ok(Snapshot {
             revision: data.revision,
             nodes: data.nodes.values().cloned().collect(),
@@ -173,16 +332,209 @@ impl Store for MemStore {
     }
 
     async fn history(&self, noderole: NodeRoleId) -> Result<Vec<HistoryEntry>, StoreError> {
-        let guard = self.inner.lock().expect("MemStore mutex poisoned");
-        Ok(guard.1.get(&noderole).cloned().unwrap_or_default())
+        let data = self.inner.lock().expect("MemStore mutex poisoned");
+        Ok(data.history.of(noderole))
     }
 
     async fn revision(&self) -> Result<u64, StoreError> {
-        Ok(self
-            .inner
-            .lock()
-            .expect("MemStore mutex poisoned")
-            .0
-            .revision)
+        Ok(self.inner.lock().expect("MemStore mutex poisoned").revision)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conformance::{describe, sample_cluster};
+    use crate::{Cause, NodeRoleState, NodeSpec, StateUpdate, Timestamp};
+
+    fn entry(noderole: NodeRoleId, at: u64) -> HistoryEntry {
+        HistoryEntry {
+            noderole,
+            from: Some(NodeRoleState::Todo),
+            to: NodeRoleState::Transition,
+            cause: Cause::JigStarted,
+            at: Timestamp(at),
+        }
+    }
+
+    #[tokio::test]
+    async fn history_of_interleaved_noderoles_across_batches_comes_back_in_order() {
+        let store = MemStore::new();
+        let mut c = sample_cluster();
+        let first = c.take_batch();
+        let mut all = first.history.clone();
+        store.apply(first).await.unwrap();
+        let ids: Vec<NodeRoleId> = c.noderoles().map(|n| n.id).collect();
+        assert!(ids.len() >= 4, "the sample has several noderoles");
+        for b in 0..50u64 {
+            let mut batch = Batch::default();
+            for k in 0..7u64 {
+                let nr = ids[((b * 3 + k * 5) % ids.len() as u64) as usize];
+                batch.history.push(entry(nr, 10_000 + b * 100 + k));
+            }
+            all.extend(batch.history.iter().cloned());
+            store.apply(batch).await.unwrap();
+        }
+        for &nr in &ids {
+            let expected: Vec<HistoryEntry> =
+                all.iter().filter(|h| h.noderole == nr).cloned().collect();
+            assert!(expected.len() > 7, "{nr} appears in many batches");
+            assert_eq!(
+                store.history(nr).await.unwrap(),
+                expected,
+                "history of {nr}"
+            );
+        }
+        assert_eq!(store.history(NodeRoleId(999_999)).await.unwrap(), vec![]);
+        assert_eq!(store.revision().await.unwrap(), 51);
+    }
+
+    #[tokio::test]
+    async fn refused_batch_leaves_rows_history_and_revision_untouched() {
+        let store = MemStore::new();
+        let mut c = sample_cluster();
+        store.apply(c.take_batch()).await.unwrap();
+        let some = c.noderoles().next().unwrap().clone();
+        let before = store.load().await.unwrap();
+        let history_before = store.history(some.id).await.unwrap();
+
+        // Every change a batch can carry, then one row naming a node that does not exist.
+        let mut bad = Batch::default();
+        let mut node = c.nodes().next().unwrap().clone();
+        node.id = NodeId(500);
+        bad.nodes.push(node);
+        bad.states.push(StateUpdate {
+            id: some.id,
+            state: NodeRoleState::Error,
+            run_count: 7,
+            cohort: 3,
+        });
+        bad.history.push(entry(some.id, 77));
+        bad.deleted_nodes.push(c.nodes().next().unwrap().id);
+        bad.records.push(RecordChange::Delete {
+            table: "network.allocation".into(),
+            key: "admin/n0".into(),
+        });
+        let mut orphan = some.clone();
+        orphan.id = NodeRoleId(600);
+        orphan.node = NodeId(501);
+        bad.noderoles.push(orphan);
+        let err = store.apply(bad).await.unwrap_err();
+        assert!(
+            matches!(err, StoreError::Database { retryable: false, ref message, .. }
+                if message.contains("noderole#600")),
+            "{err}"
+        );
+        let after = store.load().await.unwrap();
+        assert_eq!(after.revision, before.revision);
+        assert_eq!(describe(&after), describe(&before));
+        assert_eq!(store.history(some.id).await.unwrap(), history_before);
+    }
+
+    #[tokio::test]
+    async fn rows_may_refer_to_rows_of_the_same_batch_but_not_to_missing_ones() {
+        let store = MemStore::new();
+        let mut c = sample_cluster();
+        store.apply(c.take_batch()).await.unwrap();
+        let some = c.noderoles().next().unwrap().clone();
+        let mut node = c.nodes().next().unwrap().clone();
+
+        // A node and two noderoles created together, linked by an edge, with a state update.
+        let mut batch = Batch::default();
+        node.id = NodeId(40);
+        batch.nodes.push(node);
+        for id in [41, 42] {
+            let mut nr = some.clone();
+            nr.id = NodeRoleId(id);
+            nr.node = NodeId(40);
+            batch.noderoles.push(nr);
+        }
+        batch.edges.push(Edge {
+            parent: NodeRoleId(41),
+            child: NodeRoleId(42),
+        });
+        batch.states.push(StateUpdate {
+            id: NodeRoleId(42),
+            state: NodeRoleState::Blocked,
+            run_count: 0,
+            cohort: 1,
+        });
+        store.apply(batch).await.unwrap();
+        let loaded = store.load().await.unwrap();
+        let nr42 = loaded.noderoles.iter().find(|n| n.id == NodeRoleId(42));
+        assert_eq!(nr42.map(|n| n.state), Some(NodeRoleState::Blocked));
+        assert!(loaded.edges.contains(&Edge {
+            parent: NodeRoleId(41),
+            child: NodeRoleId(42)
+        }));
+
+        // An edge to a noderole neither stored nor in the batch is refused.
+        let mut batch = Batch::default();
+        batch.edges.push(Edge {
+            parent: NodeRoleId(41),
+            child: NodeRoleId(43),
+        });
+        let err = store.apply(batch).await.unwrap_err();
+        assert!(err.to_string().contains("noderole#43"), "{err}");
+        // So is a state update for a deleted noderole.
+        let mut batch = Batch::default();
+        batch.deleted_noderoles.push(NodeRoleId(42));
+        store.apply(batch).await.unwrap();
+        let mut batch = Batch::default();
+        batch.states.push(StateUpdate {
+            id: NodeRoleId(42),
+            state: NodeRoleState::Todo,
+            run_count: 0,
+            cohort: 1,
+        });
+        assert!(store.apply(batch).await.is_err());
+        let loaded = store.load().await.unwrap();
+        assert!(loaded.noderoles.iter().all(|n| n.id != NodeRoleId(42)));
+        assert!(loaded.edges.iter().all(|e| e.child != NodeRoleId(42)));
+    }
+
+    #[tokio::test]
+    async fn far_away_ids_are_kept_aside_and_loaded_in_id_order() {
+        let store = MemStore::new();
+        let mut c = crate::Cluster::new();
+        c.create_node(NodeSpec::new("a.example.com")).unwrap();
+        let mut batch = c.take_batch();
+        let mut far = batch.nodes[0].clone();
+        far.id = NodeId(u64::MAX - 1);
+        batch.nodes.push(far);
+        store.apply(batch).await.unwrap();
+        let ids: Vec<u64> = store
+            .load()
+            .await
+            .unwrap()
+            .nodes
+            .iter()
+            .map(|n| n.id.get())
+            .collect();
+        assert_eq!(ids.last(), Some(&(u64::MAX - 1)));
+        assert!(ids.is_sorted());
+        let data = store.inner.lock().unwrap();
+        assert!(data.nodes.rows.len() < 2 * DENSE_SLACK, "no huge vector");
+    }
+
+    #[test]
+    fn table_moves_kept_aside_rows_into_the_vector_as_it_grows() {
+        let mut t = Table::default();
+        t.insert(1_000_000, "far");
+        t.insert(3, "three");
+        assert_eq!(t.spill.len(), 1);
+        let mut next = 0;
+        while next < 1_000_000 {
+            next = t.rows.len() * 2 + DENSE_SLACK - 1;
+            t.insert(next as u64, "step");
+        }
+        assert!(t.spill.keys().all(|&k| k as usize >= t.rows.len()));
+        assert_eq!(t.get(1_000_000), Some(&"far"));
+        assert_eq!(t.get(3), Some(&"three"));
+        assert_eq!(t.remove(1_000_000), Some("far"));
+        assert_eq!(t.get(1_000_000), None);
+        let values: Vec<&str> = t.values().copied().collect();
+        assert_eq!(values.first(), Some(&"three"));
+        assert!(values.iter().skip(1).all(|v| *v == "step"));
     }
 }
