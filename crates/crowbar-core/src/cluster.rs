@@ -667,6 +667,9 @@ impl Cluster {
                 batch.deployment_roles.push(dr.clone());
             }
         }
+        // Waves of changes are alike: size this batch's and the next one's lists from this
+        // one, instead of growing them from nothing by doubling every time.
+        batch.states.reserve(p.nr_list.len());
         for id in p.nr_list.drain(..) {
             let flags = std::mem::take(&mut p.nr_flags[id.index()]);
             let Some(Some(nr)) = self.noderoles.get(id.index()) else {
@@ -683,11 +686,15 @@ impl Cluster {
                 });
             }
         }
+        fn take_sized<T>(v: &mut Vec<T>) -> Vec<T> {
+            let next = Vec::with_capacity(v.len());
+            std::mem::replace(v, next)
+        }
         batch.edges = std::mem::take(&mut p.edges);
         batch.deleted_noderoles = std::mem::take(&mut p.deleted_noderoles);
         batch.deleted_nodes = std::mem::take(&mut p.deleted_nodes);
         batch.records = std::mem::take(&mut p.records);
-        batch.history = std::mem::take(&mut p.history);
+        batch.history = take_sized(&mut p.history);
         batch
     }
 
