@@ -11,7 +11,7 @@ use crowbar_core::{
 use crowbar_jig::{CancelReason, Outcome};
 
 use crate::AnnealError;
-use crate::queue::{CohortQueue, NodeQueue, node_queue_insert, node_queue_remove};
+use crate::queue::{CohortQueue, NodeQueue};
 
 /// Crowbar's global cap on concurrent runs.
 pub const DEFAULT_MAX_RUNNING: usize = 10;
@@ -768,7 +768,7 @@ impl Annealer {
         let i = node.0 as usize;
         if self.node_queue.len() <= i {
             let n = (i + 1).max(self.cluster.node_id_bound());
-            self.node_queue.resize_with(n, NodeQueue::new);
+            self.node_queue.resize_with(n, NodeQueue::default);
             self.node_head.resize(n, None);
             self.node_dirty.resize(n, false);
         }
@@ -862,10 +862,7 @@ impl Annealer {
         if self.queued[i] != NOT_QUEUED {
             // The noderole is gone from the cluster: its node is remembered here.
             let node = self.queued_on[i];
-            node_queue_remove(
-                &mut self.node_queue[node.0 as usize],
-                (self.queued[i], id.0),
-            );
+            self.node_queue[node.0 as usize].remove((self.queued[i], id.0));
             self.queued[i] = NOT_QUEUED;
             self.touch_node(node);
         }
@@ -904,10 +901,10 @@ impl Annealer {
         self.grow_node(node);
         let q = &mut self.node_queue[node.0 as usize];
         if have != NOT_QUEUED {
-            node_queue_remove(q, (have, id.0));
+            q.remove((have, id.0));
         }
         if want != NOT_QUEUED {
-            node_queue_insert(q, (want, id.0));
+            q.insert((want, id.0));
         }
         self.queued[id.0 as usize] = want;
         self.queued_on[id.0 as usize] = node;
@@ -918,7 +915,7 @@ impl Annealer {
         let node = self.node_of(id);
         let have = std::mem::replace(&mut self.queued[id.0 as usize], NOT_QUEUED);
         if have != NOT_QUEUED {
-            node_queue_remove(&mut self.node_queue[node.0 as usize], (have, id.0));
+            self.node_queue[node.0 as usize].remove((have, id.0));
         }
         self.touch_node(node);
     }
@@ -936,13 +933,8 @@ impl Annealer {
         while let Some(node) = self.dirty_nodes.pop() {
             let i = node.0 as usize;
             self.node_dirty[i] = false;
-            let can = self
-                .cluster
-                .node(node)
-                .is_some_and(|n| n.alive && n.available)
-                && !self.cluster.node_is_busy(node);
-            let head = if can {
-                self.node_queue[i].first().copied()
+            let head = if self.cluster.node_can_start(node) {
+                self.node_queue[i].first()
             } else {
                 None
             };

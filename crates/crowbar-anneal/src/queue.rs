@@ -125,18 +125,69 @@ impl CohortQueue {
     }
 }
 
-/// One node's runnable noderoles, sorted by `(cohort, id)`.
-pub(crate) type NodeQueue = Vec<(u32, u64)>;
-
-pub(crate) fn node_queue_insert(q: &mut NodeQueue, key: (u32, u64)) {
-    if let Err(at) = q.binary_search(&key) {
-        q.insert(at, key);
-    }
+/// One node's runnable noderoles, sorted by `(cohort, id)`. Most nodes have at most one at a
+/// time, kept inline (no heap block to fetch when the annealer sweeps the nodes); more spill
+/// into a sorted vector, kept once allocated.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) enum NodeQueue {
+    /// Nothing runnable.
+    #[default]
+    Empty,
+    /// One key, inline.
+    One((u32, u64)),
+    /// Any number, sorted.
+    Many(Vec<(u32, u64)>),
 }
 
-pub(crate) fn node_queue_remove(q: &mut NodeQueue, key: (u32, u64)) {
-    if let Ok(at) = q.binary_search(&key) {
-        q.remove(at);
+impl NodeQueue {
+    pub(crate) fn insert(&mut self, key: (u32, u64)) {
+        match self {
+            NodeQueue::Empty => *self = NodeQueue::One(key),
+            NodeQueue::One(k) => {
+                if *k != key {
+                    let (a, b) = if *k < key { (*k, key) } else { (key, *k) };
+                    *self = NodeQueue::Many(vec![a, b]);
+                }
+            }
+            NodeQueue::Many(v) => {
+                if let Err(at) = v.binary_search(&key) {
+                    v.insert(at, key);
+                }
+            }
+        }
+    }
+
+    pub(crate) fn remove(&mut self, key: (u32, u64)) {
+        match self {
+            NodeQueue::Empty => {}
+            NodeQueue::One(k) => {
+                if *k == key {
+                    *self = NodeQueue::Empty;
+                }
+            }
+            NodeQueue::Many(v) => {
+                if let Ok(at) = v.binary_search(&key) {
+                    v.remove(at);
+                }
+            }
+        }
+    }
+
+    pub(crate) fn first(&self) -> Option<(u32, u64)> {
+        match self {
+            NodeQueue::Empty => None,
+            NodeQueue::One(k) => Some(*k),
+            NodeQueue::Many(v) => v.first().copied(),
+        }
+    }
+
+    #[cfg(test)]
+    fn to_vec(&self) -> Vec<(u32, u64)> {
+        match self {
+            NodeQueue::Empty => Vec::new(),
+            NodeQueue::One(k) => vec![*k],
+            NodeQueue::Many(v) => v.clone(),
+        }
     }
 }
 
@@ -210,21 +261,22 @@ mod tests {
         /// A node queue stays sorted and free of duplicates.
         #[test]
         fn node_queue_matches_btree(ops in proptest::collection::vec(op(), 0..100)) {
-            let mut q = NodeQueue::new();
+            let mut q = NodeQueue::default();
             let mut model = BTreeSet::new();
             for op in ops {
                 match op {
                     Op::Insert(c, i) => {
-                        node_queue_insert(&mut q, (c, i));
+                        q.insert((c, i));
                         model.insert((c, i));
                     }
                     Op::Remove(c, i) => {
-                        node_queue_remove(&mut q, (c, i));
+                        q.remove((c, i));
                         model.remove(&(c, i));
                     }
                     Op::Pop => {}
                 }
-                prop_assert_eq!(&q, &model.iter().copied().collect::<Vec<_>>());
+                prop_assert_eq!(q.to_vec(), model.iter().copied().collect::<Vec<_>>());
+                prop_assert_eq!(q.first(), model.first().copied());
             }
         }
     }

@@ -63,6 +63,8 @@ pub(crate) struct RoleIndex {
 pub(crate) struct NodeIndex {
     pub(crate) noderoles: Vec<NodeRoleId>,
     pub(crate) busy: u32,
+    /// The node is alive and available (a copy of the row's flags, kept by `sync_node`).
+    pub(crate) up: bool,
 }
 
 /// What changed in the model since the last [`Cluster::take_changes`], for a scheduler that
@@ -513,6 +515,15 @@ impl Cluster {
             .is_some_and(|i| i.busy > 0)
     }
 
+    /// Whether a run may start on the node now: alive, available, and nothing in TRANSITION or
+    /// ERROR there. O(1), from a small per-node index entry rather than the node's row.
+    #[inline]
+    pub fn node_can_start(&self, node: NodeId) -> bool {
+        self.node_index
+            .get(node.index())
+            .is_some_and(|i| i.up && i.busy == 0)
+    }
+
     /// Crowbar's runnable predicate: TODO, in a committed deployment, on an alive and available
     /// node that has no noderole in TRANSITION or ERROR; and, beyond Crowbar, every parent
     /// ACTIVE (a parent on a node that died is deactivated without ripple, so its TODO children
@@ -791,6 +802,15 @@ impl Cluster {
             if idx.busy != busy[i] {
                 return Err(format!("node {i}: busy {}, counted {}", idx.busy, busy[i]));
             }
+            let up = self.nodes[i]
+                .as_ref()
+                .is_some_and(|n| n.alive && n.available);
+            if idx.up != up {
+                return Err(format!(
+                    "node {i}: alive and available {up}, index says {}",
+                    idx.up
+                ));
+            }
         }
         if counts != self.deployment_counts {
             return Err("per-deployment state counts disagree with the rows".to_owned());
@@ -933,6 +953,7 @@ impl Cluster {
                     self.node_by_name.remove(n.name.as_str());
                     self.node_by_alias.remove(&n.alias);
                 }
+                self.sync_node(id.index());
                 if id.index() + 1 == self.nodes.len() {
                     self.nodes.pop();
                     self.node_index.pop();
@@ -942,6 +963,7 @@ impl Cluster {
                 let i = old.id.index();
                 self.journal_node(old.id);
                 self.nodes[i] = Some(*old);
+                self.sync_node(i);
             }
             Undo::RoleCreated(id) => {
                 if let Some(r) = self.roles[id.index()].take() {
@@ -1199,6 +1221,17 @@ impl Cluster {
             .insert(node.name.as_str().to_owned(), node.id);
         self.node_by_alias.insert(node.alias.clone(), node.id);
         self.nodes[i] = Some(node);
+        self.sync_node(i);
+    }
+
+    /// Copies a node row's flags into its index entry.
+    fn sync_node(&mut self, i: usize) {
+        let up = self.nodes[i]
+            .as_ref()
+            .is_some_and(|n| n.alive && n.available);
+        if let Some(idx) = self.node_index.get_mut(i) {
+            idx.up = up;
+        }
     }
 
     pub(crate) fn insert_node(&mut self, node: Node) {
@@ -1217,6 +1250,7 @@ impl Cluster {
     pub(crate) fn replace_node(&mut self, node: Node) {
         let id = node.id;
         let old = self.nodes[id.index()].replace(node).expect("node exists");
+        self.sync_node(id.index());
         self.undo.push(Undo::Node(Box::new(old)));
         self.pending.nodes.push(id);
         self.journal_node(id);
