@@ -225,6 +225,8 @@ pub struct Annealer {
     deadlines: BTreeSet<(Timestamp, RunId)>,
     /// The last `now` handed in, and the cluster's clock read then: one clock read per wave.
     stamp: Option<(Timestamp, Timestamp)>,
+    /// The wave being started (kept for its memory).
+    picks: Vec<NodeRoleId>,
     cancels: Vec<Cancel>,
     awaiting_advance: bool,
     recovered: Vec<Recovery>,
@@ -273,6 +275,7 @@ impl Annealer {
             retry_at: IdMap::default(),
             deadlines: BTreeSet::new(),
             stamp: None,
+            picks: Vec::new(),
             cancels: Vec::new(),
             awaiting_advance: false,
             recovered: Vec::new(),
@@ -490,62 +493,30 @@ impl Annealer {
         }
         let mut runs = Vec::new();
         self.pin_time(now);
+        let mut picks = std::mem::take(&mut self.picks);
         while !self.paused && self.running.len() < self.config.max_running {
-            let Some((_, id)) = self.heads.pop_first() else {
-                break;
-            };
-            let id = NodeRoleId(id);
-            let node = self.node_of(id);
-            self.node_head[node.0 as usize] = None;
-            self.unqueue(id);
-            debug_assert!(self.cluster.is_runnable(id), "{id} picked but not runnable");
-            let nr = self.cluster.noderole(id).expect("queued noderoles exist");
-            let role = nr.role;
-            let skip_jig = nr.run_count > 0 && self.role_has(role, RoleFlag::Destructive);
-            if let Err(e) = self.cluster.start_run(id) {
-                // A role hook refused the start: leave the noderole as it is.
-                tracing::warn!(noderole = %id, error = %e, "could not start a run");
-                continue;
-            }
-            self.started += 1;
-            if skip_jig {
-                let log = "destructive role already ran once: jig not run again".to_owned();
-                let result = RunResult::Succeeded {
-                    wall: None,
-                    runlog: log,
+            // Pick the whole wave first (one per node: a picked node has no head until the
+            // absorb below), so that its rows can be fetched together.
+            picks.clear();
+            let room = self.config.max_running - self.running.len();
+            while picks.len() < room {
+                let Some((_, id)) = self.heads.pop_first() else {
+                    break;
                 };
-                if let Err(e) = self.cluster.finish_run(id, result) {
-                    tracing::warn!(noderole = %id, error = %e, "could not finish a run");
-                }
-                continue;
+                let id = NodeRoleId(id);
+                let node = self.queued_on[id.0 as usize];
+                self.node_head[node.0 as usize] = None;
+                picks.push(id);
             }
-            let run = RunId(self.next_run);
-            self.next_run += 1;
-            let deadline = self
-                .timeout_for(role)
-                .map(|ms| Timestamp(now.0.saturating_add(ms)));
-            if let Some(d) = deadline {
-                self.deadlines.insert((d, run));
+            if picks.is_empty() {
+                break;
             }
-            self.running.insert(
-                run,
-                Running {
-                    noderole: id,
-                    started: now,
-                    deadline,
-                },
-            );
-            self.grow(id);
-            self.run_of[id.0 as usize] = run.0;
-            runs.push(RunRequest {
-                run,
-                noderole: id,
-                node,
-                role,
-                attempt: self.failures.get(&id).copied().unwrap_or(0) + 1,
-                deadline,
-            });
+            self.warm(&picks);
+            for &id in &picks {
+                self.start(id, now, &mut runs);
+            }
         }
+        self.picks = picks;
         self.unpin_time();
         // What the starts changed (the nodes now busy, children a destructive role's instant
         // success unblocked) is learnt once for the whole wave.
@@ -558,6 +529,75 @@ impl Annealer {
         };
         self.awaiting_advance = !ready.is_empty();
         ready
+    }
+
+    /// Reads a word of each picked noderole's row and links in a loop of independent loads,
+    /// so that their cache misses overlap instead of stalling the starts one by one: a wave in
+    /// a large cluster sweeps every node in (cohort, id) order, and those rows are no longer
+    /// cached by the time their turn comes.
+    fn warm(&self, picks: &[NodeRoleId]) {
+        let mut acc = 0u64;
+        for &id in picks {
+            if let Some(nr) = self.cluster.noderole(id) {
+                acc = acc.wrapping_add(u64::from(nr.run_count) ^ nr.runlog.len() as u64);
+            }
+            acc = acc.wrapping_add(self.cluster.children(id).first().map_or(0, |c| c.0));
+        }
+        std::hint::black_box(acc);
+    }
+
+    /// Starts a picked noderole's run (or its instant success, for a destructive role that
+    /// ran once).
+    fn start(&mut self, id: NodeRoleId, now: Timestamp, runs: &mut Vec<RunRequest>) {
+        let node = self.queued_on[id.0 as usize];
+        self.unqueue(id);
+        debug_assert!(self.cluster.is_runnable(id), "{id} picked but not runnable");
+        let nr = self.cluster.noderole(id).expect("queued noderoles exist");
+        let role = nr.role;
+        let skip_jig = nr.run_count > 0 && self.role_has(role, RoleFlag::Destructive);
+        if let Err(e) = self.cluster.start_run(id) {
+            // A role hook refused the start: leave the noderole as it is.
+            tracing::warn!(noderole = %id, error = %e, "could not start a run");
+            return;
+        }
+        self.started += 1;
+        if skip_jig {
+            let log = "destructive role already ran once: jig not run again".to_owned();
+            let result = RunResult::Succeeded {
+                wall: None,
+                runlog: log,
+            };
+            if let Err(e) = self.cluster.finish_run(id, result) {
+                tracing::warn!(noderole = %id, error = %e, "could not finish a run");
+            }
+            return;
+        }
+        let run = RunId(self.next_run);
+        self.next_run += 1;
+        let deadline = self
+            .timeout_for(role)
+            .map(|ms| Timestamp(now.0.saturating_add(ms)));
+        if let Some(d) = deadline {
+            self.deadlines.insert((d, run));
+        }
+        self.running.insert(
+            run,
+            Running {
+                noderole: id,
+                started: now,
+                deadline,
+            },
+        );
+        self.grow(id);
+        self.run_of[id.0 as usize] = run.0;
+        runs.push(RunRequest {
+            run,
+            noderole: id,
+            node,
+            role,
+            attempt: self.failures.get(&id).copied().unwrap_or(0) + 1,
+            deadline,
+        });
     }
 
     /// Acknowledges the last [`Ready`]: its batch is persisted and its runs are started.
@@ -750,10 +790,6 @@ impl Annealer {
         self.cluster.role(role).is_some_and(|r| r.has(flag))
     }
 
-    fn node_of(&self, id: NodeRoleId) -> NodeId {
-        self.cluster.noderole(id).expect("known noderole").node
-    }
-
     fn grow(&mut self, id: NodeRoleId) {
         let i = id.0 as usize;
         if self.queued.len() <= i {
@@ -912,7 +948,7 @@ impl Annealer {
     }
 
     fn unqueue(&mut self, id: NodeRoleId) {
-        let node = self.node_of(id);
+        let node = self.queued_on[id.0 as usize];
         let have = std::mem::replace(&mut self.queued[id.0 as usize], NOT_QUEUED);
         if have != NOT_QUEUED {
             self.node_queue[node.0 as usize].remove((have, id.0));
