@@ -330,8 +330,10 @@ impl Annealer {
         &self.cluster
     }
 
-    /// The model, to change directly. The core learns what changed from the cluster's pending
-    /// batch at its next call; prefer [`Annealer::update`], which also gives the change's error.
+    /// The model, to change directly. The core learns what changed from the cluster's change
+    /// journal ([`Cluster::take_changes`], turned on by [`Annealer::new`]) at its next call, and
+    /// hands the cluster's pending batch out in the next [`Ready`]: don't take either here.
+    /// Prefer [`Annealer::update`], which also gives the change's error.
     pub fn cluster_mut(&mut self) -> &mut Cluster {
         &mut self.cluster
     }
