@@ -5,14 +5,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crowbar_core::{
-    Batch, Clock, Cluster, CoreError, HistoryEntry, NodeRoleId, Store, SystemClock, Timestamp,
+    Batch, Clock, Cluster, CoreError, HistoryEntry, NodeId, NodeRoleId, RoleId, Store, SystemClock,
+    Timestamp,
 };
-use crowbar_jig::{CancelReason, Jig, JigError, JigRegistry, Outcome, RunContext};
+use crowbar_jig::{CancelReason, Jig, JigError, JigRegistry, NodeInfo, Outcome, RunContext};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::{AbortHandle, JoinSet};
 
 use crate::{
-    AnnealError, AnnealStatus, Annealer, AnnealerConfig, Explanation, Plan, PlanScope, Ready, RunId,
+    AnnealError, AnnealStatus, Annealer, AnnealerConfig, Explanation, Plan, PlanScope, Ready,
+    RunId, RunRequest,
 };
 
 /// A [`Clock`] that follows tokio's clock from the current system time: under
@@ -310,6 +312,8 @@ impl Driver {
             idle_waiters: Vec::new(),
             stats: Stats::default(),
             was_idle: false,
+            contexts: ContextCache::default(),
+            immediate: Vec::new(),
         };
         tokio::spawn(task.run());
         AnnealHandle { commands, events }
@@ -330,6 +334,93 @@ struct Task {
     idle_waiters: Vec<oneshot::Sender<AnnealStatus>>,
     stats: Stats,
     was_idle: bool,
+    contexts: ContextCache,
+    /// Outcomes known without spawning (instant jigs, runs that could not start), applied
+    /// after `advance`; kept between waves to reuse its buffer.
+    immediate: Vec<(RunId, Outcome)>,
+}
+
+/// What starting a run needs of its role: the jig (or the name of the missing one), whether
+/// the jig wants the layered data, and the role's name to share with every run.
+struct RoleEntry {
+    generation: u64,
+    jig: Result<Arc<dyn Jig>, String>,
+    needs_data: bool,
+    name: Arc<str>,
+}
+
+/// Per role and per node, what every run's [`RunContext`] shares, indexed by id, so starting
+/// a run looks nothing up by name and allocates nothing. An entry is dropped when the batch
+/// that the core hands out carries its row (the row changed), and every entry when a command
+/// ran on the annealer (it may have changed anything, even taken the batch); the latter bumps
+/// `generation`, which outdates every entry at once.
+#[derive(Default)]
+struct ContextCache {
+    generation: u64,
+    roles: Vec<Option<RoleEntry>>,
+    nodes: Vec<Option<(u64, Arc<NodeInfo>)>>,
+}
+
+impl ContextCache {
+    fn forget_all(&mut self) {
+        self.generation += 1;
+    }
+
+    /// Forgets the roles and nodes `batch` writes or deletes.
+    fn forget(&mut self, batch: &Batch) {
+        fn clear<T>(slots: &mut [Option<T>], index: u64) {
+            if let Some(slot) = usize::try_from(index).ok().and_then(|i| slots.get_mut(i)) {
+                *slot = None;
+            }
+        }
+        for r in &batch.roles {
+            clear(&mut self.roles, r.id.get());
+        }
+        for n in &batch.nodes {
+            clear(&mut self.nodes, n.id.get());
+        }
+        for &n in &batch.deleted_nodes {
+            clear(&mut self.nodes, n.get());
+        }
+    }
+
+    /// The entry of `role`, built on first use; `None` when the role does not exist.
+    fn role(&mut self, cluster: &Cluster, jigs: &JigRegistry, role: RoleId) -> Option<&RoleEntry> {
+        let i = usize::try_from(role.get()).ok()?;
+        let generation = self.generation;
+        let fresh = matches!(self.roles.get(i), Some(Some(e)) if e.generation == generation);
+        if !fresh {
+            let row = cluster.role(role)?;
+            let jig = jigs.get(&row.jig).cloned().ok_or_else(|| row.jig.clone());
+            let needs_data = jig.as_ref().is_ok_and(|j| j.needs_data());
+            if self.roles.len() <= i {
+                self.roles.resize_with(i + 1, || None);
+            }
+            self.roles[i] = Some(RoleEntry {
+                generation,
+                jig,
+                needs_data,
+                name: Arc::from(row.name.as_str()),
+            });
+        }
+        self.roles[i].as_ref()
+    }
+
+    /// What runs on `node` see of it, built on first use; `None` when the node does not exist.
+    fn node(&mut self, cluster: &Cluster, node: NodeId) -> Option<Arc<NodeInfo>> {
+        let i = usize::try_from(node.get()).ok()?;
+        match self.nodes.get(i) {
+            Some(Some((generation, info))) if *generation == self.generation => Some(info.clone()),
+            _ => {
+                let info = Arc::new(NodeInfo::from_node(cluster.node(node)?));
+                if self.nodes.len() <= i {
+                    self.nodes.resize_with(i + 1, || None);
+                }
+                self.nodes[i] = Some((self.generation, info.clone()));
+                Some(info)
+            }
+        }
+    }
 }
 
 impl Task {
@@ -405,7 +496,10 @@ impl Task {
 
     fn command(&mut self, cmd: Command) {
         match cmd {
-            Command::Call(job) => job(&mut self.annealer),
+            Command::Call(job) => {
+                job(&mut self.annealer);
+                self.contexts.forget_all();
+            }
             Command::WaitIdle(tx) => self.idle_waiters.push(tx),
             Command::Stats(tx) => {
                 let _ = tx.send(self.stats);
@@ -443,10 +537,10 @@ impl Task {
         while self.annealer.has_ready() {
             let now = self.now();
             let ready = self.annealer.ready(now);
-            let immediate = self.act(ready).await?;
+            self.act(ready).await?;
             self.annealer.advance();
             let now = self.now();
-            for (run, outcome) in immediate {
+            for (run, outcome) in self.immediate.drain(..) {
                 self.annealer.handle_run_finished(run, outcome, now);
             }
             // Instant jigs and an in-memory store never wait: let other tasks (and this
@@ -489,43 +583,42 @@ impl Task {
         Ok(())
     }
 
-    async fn act(&mut self, ready: Ready) -> Result<Vec<(RunId, Outcome)>, AnnealError> {
+    /// Persists the batch of `ready`, abandons its cancels and starts its runs; outcomes known
+    /// at once go to `self.immediate`.
+    async fn act(&mut self, ready: Ready) -> Result<(), AnnealError> {
+        self.contexts.forget(&ready.batch);
         self.persist(ready.batch).await?;
+        let listening = self.events.receiver_count() > 0;
         for c in ready.cancels {
             if let Some((abort, jig, noderole)) = self.by_run.remove(&c.run) {
                 abort.abort();
                 tokio::spawn(async move { jig.cancelled(noderole, c.reason).await });
             }
-            self.emit(AnnealEvent::RunCancelled {
-                run: c.run,
-                noderole: c.noderole,
-                reason: c.reason,
-            });
+            if listening {
+                let _ = self.events.send(AnnealEvent::RunCancelled {
+                    run: c.run,
+                    noderole: c.noderole,
+                    reason: c.reason,
+                });
+            }
         }
-        let mut immediate = Vec::new();
+        self.stats.runs += ready.runs.len() as u64;
         for r in ready.runs {
-            self.stats.runs += 1;
-            self.emit(AnnealEvent::RunStarted {
-                run: r.run,
-                noderole: r.noderole,
-            });
-            let cluster = self.annealer.cluster();
-            let jig_name = cluster.role(r.role).map_or("", |role| role.jig.as_str());
-            let Some(jig) = self.jigs.get(jig_name).cloned() else {
-                let name = jig_name.to_owned();
-                immediate.push((r.run, Err(JigError::UnknownJig { name })));
-                continue;
+            if listening {
+                let _ = self.events.send(AnnealEvent::RunStarted {
+                    run: r.run,
+                    noderole: r.noderole,
+                });
+            }
+            let (jig, cx) = match self.context(&r) {
+                Ok(started) => started,
+                Err(e) => {
+                    self.immediate.push((r.run, Err(e)));
+                    continue;
+                }
             };
-            let cx =
-                match RunContext::from_cluster(cluster, r.noderole, r.attempt, jig.needs_data()) {
-                    Ok(cx) => cx,
-                    Err(e) => {
-                        immediate.push((r.run, Err(e)));
-                        continue;
-                    }
-                };
             if let Some(outcome) = jig.run_now(&cx) {
-                immediate.push((r.run, outcome));
+                self.immediate.push((r.run, outcome));
                 continue;
             }
             let run = r.run;
@@ -534,7 +627,47 @@ impl Task {
             self.by_task.insert(abort.id(), run);
             self.by_run.insert(run, (abort, jig, r.noderole));
         }
-        Ok(immediate)
+        Ok(())
+    }
+
+    /// The jig of a run and its context, from the caches; the same errors as
+    /// [`RunContext::from_cluster`] when the model lacks something.
+    fn context(&mut self, r: &RunRequest) -> Result<(Arc<dyn Jig>, RunContext), JigError> {
+        let cluster = self.annealer.cluster();
+        let Some(role) = self.contexts.role(cluster, &self.jigs, r.role) else {
+            return Err(JigError::UnknownJig {
+                name: String::new(),
+            });
+        };
+        let jig = match &role.jig {
+            Ok(jig) => jig.clone(),
+            Err(name) => return Err(JigError::UnknownJig { name: name.clone() }),
+        };
+        let (name, needs_data) = (role.name.clone(), role.needs_data);
+        let staging = |message: String| JigError::Staging { message };
+        let nr = cluster
+            .noderole(r.noderole)
+            .ok_or_else(|| staging(format!("unknown {}", r.noderole)))?;
+        let node = self
+            .contexts
+            .node(cluster, nr.node)
+            .ok_or_else(|| staging(format!("unknown {}", nr.node)))?;
+        let data = if needs_data {
+            cluster
+                .run_data(r.noderole)
+                .map_err(|e| staging(e.to_string()))?
+        } else {
+            serde_json::Value::Null
+        };
+        let cx = RunContext {
+            noderole: r.noderole,
+            role: name,
+            node,
+            run_count: nr.run_count,
+            attempt: r.attempt,
+            data,
+        };
+        Ok((jig, cx))
     }
 
     fn abandon_all(&mut self) {

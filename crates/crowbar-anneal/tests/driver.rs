@@ -443,3 +443,100 @@ async fn sqlite_holds_the_annealed_model_and_its_history() {
     let h = reopened.history(NodeRoleId(2)).await.unwrap();
     assert_eq!(h.last().unwrap().to, NodeRoleState::Active);
 }
+
+/// Records what each run saw of its role and node; finishes at once through `run_now`, the
+/// path the driver's per-role and per-node context caches serve.
+#[derive(Default)]
+struct Seen(Mutex<Vec<(String, String, Option<std::net::IpAddr>)>>);
+
+#[async_trait]
+impl Jig for Seen {
+    async fn run(&self, cx: RunContext) -> Outcome {
+        self.run_now(&cx).unwrap()
+    }
+
+    fn needs_data(&self) -> bool {
+        false
+    }
+
+    fn run_now(&self, cx: &RunContext) -> Option<Outcome> {
+        let seen = (cx.role.to_string(), cx.node.alias.clone(), cx.node.address);
+        self.0.lock().unwrap().push(seen);
+        Some(Ok(JigOutput::empty()))
+    }
+}
+
+/// Gives the node of a noderole that becomes ACTIVE a new address, inside the annealer.
+struct Renumber;
+
+impl crowbar_core::RoleHooks for Renumber {
+    fn on_active(
+        &self,
+        c: &mut Cluster,
+        noderole: NodeRoleId,
+    ) -> Result<(), crowbar_core::HookError> {
+        let node = c.noderole(noderole).unwrap().node;
+        c.set_node_hint(node, json!({"address": "10.0.0.2"}))
+            .map_err(|e| crowbar_core::HookError::new(e.to_string()))
+    }
+}
+
+#[tokio::test]
+async fn run_contexts_follow_node_changes_made_by_hooks_and_by_updates() {
+    let seen = Arc::new(Seen::default());
+    let mut jigs = JigRegistry::new();
+    jigs.register("seen", seen.clone());
+    let mut c = cluster();
+    c.create_role(RoleSpec::new("first").jig("seen")).unwrap();
+    c.create_role(RoleSpec::new("second").jig("seen").requires(["first"]))
+        .unwrap();
+    c.register_hooks("first", Arc::new(Renumber));
+    for (name, address) in [
+        ("n0.example.com", "10.0.0.1"),
+        ("n1.example.com", "10.0.1.1"),
+    ] {
+        c.create_node(
+            NodeSpec::new(name)
+                .alive(true)
+                .hint(json!({"address": address})),
+        )
+        .unwrap();
+    }
+    c.bind_by_name("first", "n0", None).unwrap();
+    let second = c.bind_by_name("second", "n0", None).unwrap();
+    // A run on n1 first puts n0 and n1 in the cache before n0 changes.
+    c.create_role(RoleSpec::new("other").jig("seen")).unwrap();
+    c.bind_by_name("other", "n1", None).unwrap();
+    commit_all(&mut c);
+    let store = Arc::new(MemStore::new());
+    let handle = spawn(c, store.clone(), jigs, 10);
+    assert_eq!(handle.wait_idle().await.unwrap(), AnnealStatus::Finished);
+    let addr = |s: &str| Some(s.parse().unwrap());
+    let mut runs = std::mem::take(&mut *seen.0.lock().unwrap());
+    runs.sort();
+    assert_eq!(
+        runs,
+        vec![
+            ("first".into(), "n0".into(), addr("10.0.0.1")),
+            ("other".into(), "n1".into(), addr("10.0.1.1")),
+            ("second".into(), "n0".into(), addr("10.0.0.2")),
+        ],
+        "the run after the hook sees the node's new address"
+    );
+
+    handle
+        .update(move |c| {
+            let n0 = c.find_node("n0").unwrap();
+            c.set_node_hint(n0, json!({"admin-v6addr": "fd00::3/64"}))?;
+            c.deactivate(second, Cause::Retry)
+        })
+        .await
+        .unwrap();
+    assert_eq!(handle.wait_idle().await.unwrap(), AnnealStatus::Finished);
+    assert_eq!(
+        *seen.0.lock().unwrap(),
+        vec![("second".into(), "n0".into(), addr("fd00::3"))],
+        "a run after an update sees the node as updated"
+    );
+    handle.stop().await.unwrap();
+}

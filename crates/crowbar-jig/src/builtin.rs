@@ -68,7 +68,7 @@ impl Jig for TestJig {
         let fail_message = match cfg.get("fail") {
             Some(serde_json::Value::Bool(true)) => Some("test jig told to fail".to_owned()),
             Some(serde_json::Value::String(s)) => Some(s.clone()),
-            _ if cx.role == "test-fails" => Some("role test-fails always fails".to_owned()),
+            _ if &*cx.role == "test-fails" => Some("role test-fails always fails".to_owned()),
             _ => cfg
                 .get("fail_attempts")
                 .and_then(|v| v.as_u64())

@@ -2,8 +2,9 @@
 //! [`JigError`](crate::JigError)).
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
-use crowbar_core::{Cluster, Fqdn, NodeId, NodeRoleId};
+use crowbar_core::{Cluster, Fqdn, Node, NodeId, NodeRoleId};
 use serde_json::Value;
 
 use crate::JigError;
@@ -43,17 +44,42 @@ impl NodeInfo {
         self.address = Some(address);
         self
     }
+
+    /// What a run sees of `node`: its id, name, alias and the address from its hint.
+    ///
+    /// ```
+    /// use crowbar_core::{Cluster, NodeSpec};
+    /// use crowbar_jig::NodeInfo;
+    /// let mut cluster = Cluster::new();
+    /// let id = cluster.create_node(NodeSpec::new("n1.example.com")
+    ///     .hint(serde_json::json!({"address": "fd00::7/64"})))?;
+    /// let info = NodeInfo::from_node(cluster.node(id).unwrap());
+    /// assert_eq!((info.alias.as_str(), info.address), ("n1", Some("fd00::7".parse()?)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn from_node(node: &Node) -> NodeInfo {
+        NodeInfo {
+            id: node.id,
+            name: node.name.clone(),
+            alias: node.alias.clone(),
+            address: address_from_hint(&node.hint),
+        }
+    }
 }
 
 /// Everything a jig gets for one run of one noderole.
+///
+/// The role name and the node are shared (`Arc`): the annealer builds them once per role and
+/// per node and hands the same ones to every run, so a context costs no allocation unless the
+/// jig wants the data.
 #[derive(Clone, PartialEq, Debug)]
 pub struct RunContext {
     /// The noderole being run.
     pub noderole: NodeRoleId,
     /// Its role's name.
-    pub role: String,
+    pub role: Arc<str>,
     /// Its node.
-    pub node: NodeInfo,
+    pub node: Arc<NodeInfo>,
     /// How many runs of this noderole completed before (its `run_count`).
     pub run_count: u32,
     /// Which attempt this is since the last success: 1, then 2 on the first retry...
@@ -65,11 +91,15 @@ pub struct RunContext {
 
 impl RunContext {
     /// A context by hand, for tests and for embedders that run jigs themselves.
-    pub fn new(noderole: NodeRoleId, role: impl Into<String>, node: NodeInfo) -> RunContext {
+    pub fn new(
+        noderole: NodeRoleId,
+        role: impl Into<Arc<str>>,
+        node: impl Into<Arc<NodeInfo>>,
+    ) -> RunContext {
         RunContext {
             noderole,
             role: role.into(),
-            node,
+            node: node.into(),
             run_count: 0,
             attempt: 1,
             data: Value::Object(Default::default()),
@@ -131,13 +161,8 @@ impl RunContext {
         };
         Ok(RunContext {
             noderole,
-            role: role.name.clone(),
-            node: NodeInfo {
-                id: node.id,
-                name: node.name.clone(),
-                alias: node.alias.clone(),
-                address: address_from_hint(&node.hint),
-            },
+            role: Arc::from(role.name.as_str()),
+            node: Arc::new(NodeInfo::from_node(node)),
             run_count: nr.run_count,
             attempt,
             data,
