@@ -644,29 +644,13 @@ impl Task {
             Err(name) => return Err(JigError::UnknownJig { name: name.clone() }),
         };
         let (name, needs_data) = (role.name.clone(), role.needs_data);
-        let staging = |message: String| JigError::Staging { message };
-        let nr = cluster
-            .noderole(r.noderole)
-            .ok_or_else(|| staging(format!("unknown {}", r.noderole)))?;
         let node = self
             .contexts
-            .node(cluster, nr.node)
-            .ok_or_else(|| staging(format!("unknown {}", nr.node)))?;
-        let data = if needs_data {
-            cluster
-                .run_data(r.noderole)
-                .map_err(|e| staging(e.to_string()))?
-        } else {
-            serde_json::Value::Null
-        };
-        let cx = RunContext {
-            noderole: r.noderole,
-            role: name,
-            node,
-            run_count: nr.run_count,
-            attempt: r.attempt,
-            data,
-        };
+            .node(cluster, r.node)
+            .ok_or_else(|| JigError::Staging {
+                message: format!("unknown {}", r.node),
+            })?;
+        let cx = RunContext::from_shared(cluster, r.noderole, r.attempt, name, node, needs_data)?;
         Ok((jig, cx))
     }
 

@@ -142,31 +142,57 @@ impl RunContext {
         attempt: u32,
         with_data: bool,
     ) -> Result<RunContext, JigError> {
-        let staging = |message: String| JigError::Staging { message };
         let nr = cluster
             .noderole(noderole)
-            .ok_or_else(|| staging(format!("unknown {noderole}")))?;
-        let node = cluster
-            .node(nr.node)
-            .ok_or_else(|| staging(format!("unknown {}", nr.node)))?;
-        let role = cluster
-            .role(nr.role)
-            .ok_or_else(|| staging(format!("unknown {}", nr.role)))?;
+            .ok_or_else(|| unknown(noderole))?;
+        let node = cluster.node(nr.node).ok_or_else(|| unknown(nr.node))?;
+        let role = cluster.role(nr.role).ok_or_else(|| unknown(nr.role))?;
+        RunContext::from_shared(
+            cluster,
+            noderole,
+            attempt,
+            Arc::from(role.name.as_str()),
+            Arc::new(NodeInfo::from_node(node)),
+            with_data,
+        )
+    }
+
+    /// Like [`RunContext::from_cluster`], with the role's name and the node given by a caller
+    /// that keeps them per role and per node (the annealer's driver shares one of each among
+    /// every run): reads only the noderole's run count and, when `with_data`, its layered data.
+    pub fn from_shared(
+        cluster: &Cluster,
+        noderole: NodeRoleId,
+        attempt: u32,
+        role: Arc<str>,
+        node: Arc<NodeInfo>,
+        with_data: bool,
+    ) -> Result<RunContext, JigError> {
+        let nr = cluster
+            .noderole(noderole)
+            .ok_or_else(|| unknown(noderole))?;
         let data = if with_data {
-            cluster
-                .run_data(noderole)
-                .map_err(|e| staging(e.to_string()))?
+            cluster.run_data(noderole).map_err(|e| JigError::Staging {
+                message: e.to_string(),
+            })?
         } else {
             Value::Null
         };
         Ok(RunContext {
             noderole,
-            role: Arc::from(role.name.as_str()),
-            node: Arc::new(NodeInfo::from_node(node)),
+            role,
+            node,
             run_count: nr.run_count,
             attempt,
             data,
         })
+    }
+}
+
+/// The staging error for something the model no longer has.
+fn unknown(what: impl std::fmt::Display) -> JigError {
+    JigError::Staging {
+        message: format!("unknown {what}"),
     }
 }
 
