@@ -336,10 +336,7 @@ impl DhcpService {
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
-                _ = tick.tick() => {
-                    server.expire(SystemTime::now());
-                    self.unicaster.prune(Instant::now());
-                }
+                _ = tick.tick() => self.housekeeping(&mut server),
                 hosts = next_hosts(&mut hosts_rx) => {
                     tracing::info!(hosts = hosts.len(), "DHCP database updated");
                     server.set_hosts(hosts);
@@ -370,11 +367,25 @@ impl DhcpService {
         Ok(server)
     }
 
+    /// Once a second: expire leases, forget stale neighbour entries.
+    fn housekeeping(&mut self, server: &mut Server) {
+        server.expire(SystemTime::now());
+        self.unicaster.prune(Instant::now());
+    }
+
     async fn process(&mut self, server: &mut Server, msg: Inbound) {
         if let Some(out) = self.answer(server, msg.listener, msg.from, &msg.bytes) {
             let sock = self.sockets[msg.listener].0.clone();
             self.send(&sock, server, out).await;
         }
+    }
+
+    /// The limited broadcast address at the client port.
+    fn broadcast(&self) -> SocketAddr {
+        SocketAddr::V4(SocketAddrV4::new(
+            Ipv4Addr::BROADCAST,
+            self.config.client_port,
+        ))
     }
 
     /// Sends a reply; a failed unicast to a client without an address goes out as broadcast.
@@ -391,10 +402,7 @@ impl DhcpService {
             Err(e) if out.hardware_unicast => {
                 tracing::debug!(error = %e, to = %out.to, "unicast DHCP reply failed; broadcasting it");
                 server.stats_mut().hardware_fallback += 1;
-                let to = SocketAddr::V4(SocketAddrV4::new(
-                    Ipv4Addr::BROADCAST,
-                    self.config.client_port,
-                ));
+                let to = self.broadcast();
                 if let Err(e) = sock.send_to(&out.bytes, to).await {
                     tracing::warn!(error = %e, %to, "sending DHCP reply failed");
                 }
@@ -420,7 +428,7 @@ impl DhcpService {
             return None;
         };
         let port = self.config.client_port;
-        let broadcast = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::BROADCAST, port));
+        let broadcast = self.broadcast();
         let mut hardware_unicast = false;
         let to: SocketAddr = if self.config.reply_to_source {
             from
@@ -467,10 +475,7 @@ impl DhcpService {
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
-                _ = tick.tick() => {
-                    server.expire(SystemTime::now());
-                    self.unicaster.prune(Instant::now());
-                }
+                _ = tick.tick() => self.housekeeping(&mut server),
                 hosts = next_hosts(&mut hosts_rx) => {
                     tracing::info!(hosts = hosts.len(), "DHCP database updated");
                     server.set_hosts(hosts);
