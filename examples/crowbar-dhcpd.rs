@@ -112,8 +112,11 @@ struct StoreFeed {
 impl StoreFeed {
     /// Opens an existing crowbar store and reads its DHCP database.
     async fn open(path: &Path) -> anyhow::Result<StoreFeed> {
-        check_store(path)?;
-        let store = SqliteStore::open(path)
+        if !path.is_file() {
+            bail!("crowbar store {} does not exist", path.display());
+        }
+        // Refuses a file without the crowbar schema before writing anything to it.
+        let store = SqliteStore::open_existing(path)
             .with_context(|| format!("opening the crowbar store {}", path.display()))?;
         let snapshot = store.load().await.context("loading the crowbar store")?;
         let revision = snapshot.revision;
@@ -189,28 +192,4 @@ fn cluster_of(snapshot: Snapshot) -> anyhow::Result<Cluster> {
     // The site id is only drawn when the store has none; this process never writes it back.
     ClusterNetworks::install(&mut cluster, 0)?;
     Ok(cluster)
-}
-
-/// Refuses a path that does not exist or is not a crowbar store, without creating or
-/// migrating anything in it (opening a `SqliteStore` would).
-fn check_store(path: &Path) -> anyhow::Result<()> {
-    if !path.is_file() {
-        bail!("crowbar store {} does not exist", path.display());
-    }
-    let not_a_store = || format!("{} is not a crowbar store", path.display());
-    let conn =
-        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .with_context(not_a_store)?;
-    let version: i64 = conn
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .with_context(not_a_store)?;
-    let revision: Option<i64> = conn
-        .query_row("SELECT value FROM meta WHERE key = 'revision'", [], |r| {
-            r.get(0)
-        })
-        .ok();
-    if version == 0 || revision.is_none() {
-        bail!("{}: no crowbar schema in it", not_a_store());
-    }
-    Ok(())
 }

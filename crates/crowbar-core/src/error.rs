@@ -171,6 +171,15 @@ pub enum StoreError {
         /// The decoder's message.
         message: String,
     },
+    /// The file is missing, or is not a crowbar store (see
+    /// [`SqliteStore::open_existing`](crate::SqliteStore::open_existing)).
+    #[error("{path} is not a crowbar store: {reason}")]
+    NotAStore {
+        /// The file.
+        path: String,
+        /// What is missing.
+        reason: String,
+    },
     /// The file's schema is newer than this build understands.
     #[error("schema version {found} is newer than the newest this build knows ({known})")]
     SchemaTooNew {
@@ -187,7 +196,9 @@ impl StoreError {
         match self {
             StoreError::Conflict { .. } => true,
             StoreError::Database { retryable, .. } => *retryable,
-            StoreError::Corrupt { .. } | StoreError::SchemaTooNew { .. } => false,
+            StoreError::Corrupt { .. }
+            | StoreError::SchemaTooNew { .. }
+            | StoreError::NotAStore { .. } => false,
         }
     }
 }

@@ -108,7 +108,40 @@ impl SqliteStore {
     /// Refuses a file whose schema is newer than this build.
     pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
         let path = path.as_ref().to_path_buf();
-        let mut conn = Connection::open(&path).map_err(db_err("open"))?;
+        let conn = Connection::open(&path).map_err(db_err("open"))?;
+        Self::setup(conn, path)
+    }
+
+    /// Opens a store that must exist already, for a process that follows a store another one
+    /// writes (a daemon): a missing file, or one without the crowbar schema, is refused with
+    /// [`StoreError::NotAStore`] before anything is written to it (no file is created, no
+    /// pragma or migration touches a foreign file).
+    pub fn open_existing(path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let refuse = |reason: String| StoreError::NotAStore {
+            path: path.display().to_string(),
+            reason,
+        };
+        if !path.is_file() {
+            return Err(refuse("no such file".to_owned()));
+        }
+        let flags =
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(&path, flags).map_err(|e| refuse(e.to_string()))?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| refuse(e.to_string()))?;
+        let revision = conn.query_row("SELECT value FROM meta WHERE key = 'revision'", [], |r| {
+            r.get::<_, i64>(0)
+        });
+        if version == 0 || revision.is_err() {
+            return Err(refuse("no crowbar schema in it".to_owned()));
+        }
+        Self::setup(conn, path)
+    }
+
+    /// Settings every connection gets, then the migrations.
+    fn setup(mut conn: Connection, path: PathBuf) -> Result<SqliteStore, StoreError> {
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(db_err("open"))?;
         conn.pragma_update(None, "journal_mode", "WAL")
@@ -507,6 +540,39 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn open_existing_refuses_missing_and_foreign_files_without_touching_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.sqlite");
+        let err = SqliteStore::open_existing(&missing).unwrap_err();
+        assert!(matches!(err, StoreError::NotAStore { .. }), "{err}");
+        assert!(!missing.exists(), "nothing is created");
+
+        let text = dir.path().join("notes.txt");
+        std::fs::write(&text, "not a database at all, just some text").unwrap();
+        let foreign = dir.path().join("other.sqlite");
+        Connection::open(&foreign)
+            .unwrap()
+            .execute_batch("CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (1);")
+            .unwrap();
+        for path in [&text, &foreign] {
+            let before = std::fs::read(path).unwrap();
+            let err = SqliteStore::open_existing(path).unwrap_err();
+            assert!(matches!(err, StoreError::NotAStore { .. }), "{err}");
+            assert_eq!(
+                std::fs::read(path).unwrap(),
+                before,
+                "{} changed",
+                path.display()
+            );
+        }
+
+        let ours = dir.path().join("crowbar.sqlite");
+        drop(SqliteStore::open(&ours).unwrap());
+        let store = SqliteStore::open_existing(&ours).unwrap();
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+    }
 
     #[test]
     fn migrates_an_old_file_and_refuses_a_newer_one() {
