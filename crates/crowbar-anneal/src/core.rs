@@ -840,12 +840,7 @@ impl Annealer {
                 None => false,
             };
             if changed {
-                let ids: Vec<NodeRoleId> = self
-                    .cluster
-                    .roles()
-                    .flat_map(|r| self.cluster.noderoles_of(d, r.id).iter().copied())
-                    .collect();
-                for id in ids {
+                for id in self.cluster.noderoles_in(d) {
                     self.reevaluate(id);
                 }
             }
