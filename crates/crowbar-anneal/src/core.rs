@@ -540,8 +540,8 @@ impl Annealer {
     fn warm(&self, picks: &[NodeRoleId]) {
         let mut acc = 0u64;
         for &id in picks {
-            if let Some(nr) = self.cluster.noderole(id) {
-                acc = acc.wrapping_add(u64::from(nr.run_count) ^ nr.runlog.len() as u64);
+            if let Some(nr) = self.cluster.brief(id) {
+                acc = acc.wrapping_add(u64::from(nr.run_count));
             }
             acc = acc.wrapping_add(self.cluster.children(id).first().map_or(0, |c| c.0));
         }
@@ -554,7 +554,7 @@ impl Annealer {
         let node = self.queued_on[id.0 as usize];
         self.unqueue(id);
         debug_assert!(self.cluster.is_runnable(id), "{id} picked but not runnable");
-        let nr = self.cluster.noderole(id).expect("queued noderoles exist");
+        let nr = self.cluster.brief(id).expect("queued noderoles exist");
         let role = nr.role;
         let skip_jig = nr.run_count > 0 && self.role_has(role, RoleFlag::Destructive);
         if let Err(e) = self.cluster.start_run(id) {
@@ -628,7 +628,7 @@ impl Annealer {
             self.deadlines.remove(&(d, run));
         }
         let id = r.noderole;
-        if self.cluster.noderole(id).map(|n| n.state) != Some(NodeRoleState::Transition) {
+        if self.cluster.brief(id).map(|n| n.state) != Some(NodeRoleState::Transition) {
             // Moved out of TRANSITION since the run started (its node died, an operator
             // acted): the result no longer applies, and the run needs no cancelling.
             return Finished::Stale;
@@ -718,7 +718,7 @@ impl Annealer {
             }
             self.retries.pop_first();
             self.retry_at.remove(&id);
-            let state = self.cluster.noderole(id).map(|n| n.state);
+            let state = self.cluster.brief(id).map(|n| n.state);
             if state == Some(NodeRoleState::Error) {
                 // Refused when a parent is no longer ACTIVE: it then waits for an operator.
                 let _ = self.cluster.retry(id, Cause::Retry);
@@ -766,7 +766,7 @@ impl Annealer {
         }
         let role = self.role_of(id)?;
         let delay = self.cluster.role(role)?.retry.delay(attempt)?;
-        if self.cluster.noderole(id)?.state != NodeRoleState::Error {
+        if self.cluster.brief(id)?.state != NodeRoleState::Error {
             return None;
         }
         let at = Timestamp(now.0.saturating_add(delay));
@@ -785,7 +785,7 @@ impl Annealer {
     }
 
     fn role_of(&self, id: NodeRoleId) -> Option<RoleId> {
-        self.cluster.noderole(id).map(|n| n.role)
+        self.cluster.brief(id).map(|n| n.role)
     }
 
     fn role_has(&self, role: RoleId, flag: RoleFlag) -> bool {
@@ -857,7 +857,7 @@ impl Annealer {
 
     /// Brings what the core keeps of a noderole in step with the model.
     fn observe(&mut self, id: NodeRoleId) {
-        let Some(nr) = self.cluster.noderole(id) else {
+        let Some(nr) = self.cluster.brief(id) else {
             self.forget(id);
             return;
         };
@@ -914,7 +914,7 @@ impl Annealer {
 
     /// Puts the noderole in or out of its node's queue.
     fn reevaluate(&mut self, id: NodeRoleId) {
-        let Some(nr) = self.cluster.noderole(id) else {
+        let Some(nr) = self.cluster.brief(id) else {
             return;
         };
         let want = if nr.state == NodeRoleState::Todo
@@ -985,7 +985,7 @@ impl Annealer {
 
     /// The queue head that goes before `id` on its node, if any (for `explain`).
     pub(crate) fn ahead_on_node(&self, id: NodeRoleId) -> Option<NodeRoleId> {
-        let node = self.cluster.noderole(id)?.node;
+        let node = self.cluster.brief(id)?.node;
         let q = self.node_queue.get(node.0 as usize)?;
         q.first().map(|k| NodeRoleId(k.1)).filter(|h| *h != id)
     }

@@ -94,7 +94,7 @@ impl Annealer {
                 || c.deployment(d)
                     .is_some_and(|d| d.phase == DeploymentPhase::Committed)
         };
-        let in_scope = |nr: &crowbar_core::NodeRole| match scope {
+        let in_scope = |nr: crowbar_core::NodeRoleRef<'_>| match scope {
             PlanScope::Current => false,
             PlanScope::Node(n) => nr.node == n,
             PlanScope::Deployment(d) => nr.deployment == d,

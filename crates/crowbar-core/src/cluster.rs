@@ -20,28 +20,191 @@ use crate::{
     SYSTEM_DEPLOYMENT, SystemClock,
 };
 
-/// The graph links of one noderole, kept beside it, with a copy of its state: the ripples
-/// read the states of children and grandchildren, and this keeps those reads on the small
-/// dense table they walk anyway instead of the full rows.
-#[derive(Clone, Debug)]
+/// The graph links of one noderole, kept beside it.
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Links {
     pub(crate) parents: Vec<NodeRoleId>,
     pub(crate) children: Vec<NodeRoleId>,
-    /// How many parents are not ACTIVE: the noderole is activatable when this is 0.
-    pub(crate) inactive_parents: u32,
-    /// The noderole's state (the row's `state`, kept in step by `set_state_raw`).
-    pub(crate) state: NodeRoleState,
 }
 
-impl Default for Links {
+/// The fields of a noderole that transitions read, in a dense table beside the rows (40 bytes
+/// against the row's 200): the state machine, the ripples and the scheduler above read these,
+/// and write only `state`, `run_count`, `cohort` and `runlog` through to the row. Kept in step
+/// with the row by the primitives below; [`Cluster::check_consistency`] compares them.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Hot {
+    pub(crate) node: NodeId,
+    pub(crate) deployment: DeploymentId,
+    pub(crate) role: RoleId,
+    pub(crate) run_count: u32,
+    pub(crate) cohort: u32,
+    /// How many parents are not ACTIVE: the noderole is activatable when this is 0.
+    pub(crate) inactive_parents: u32,
+    pub(crate) state: NodeRoleState,
+    /// Whether the row exists (deleted ids keep their slot).
+    pub(crate) present: bool,
+    /// Whether the row's runlog is not empty.
+    pub(crate) has_runlog: bool,
+}
+
+impl Default for Hot {
     fn default() -> Self {
-        Links {
-            parents: Vec::new(),
-            children: Vec::new(),
+        Hot {
+            node: NodeId(0),
+            deployment: SYSTEM_DEPLOYMENT,
+            role: RoleId(0),
+            run_count: 0,
+            cohort: 0,
             inactive_parents: 0,
             state: NodeRoleState::Proposed,
+            present: false,
+            has_runlog: false,
         }
     }
+}
+
+impl Hot {
+    fn of(nr: &NodeRole) -> Hot {
+        Hot {
+            node: nr.node,
+            deployment: nr.deployment,
+            role: nr.role,
+            run_count: nr.run_count,
+            cohort: nr.cohort,
+            inactive_parents: 0,
+            state: nr.state,
+            present: true,
+            has_runlog: !nr.runlog.is_empty(),
+        }
+    }
+
+    fn brief(&self) -> NodeRoleBrief {
+        NodeRoleBrief {
+            node: self.node,
+            role: self.role,
+            deployment: self.deployment,
+            state: self.state,
+            cohort: self.cohort,
+            run_count: self.run_count,
+        }
+    }
+}
+
+/// The data of a noderole, kept apart from its [`Hot`] fields: touched only when data or a
+/// runlog is read or written, never by a plain state change.
+#[derive(Clone, Debug)]
+pub(crate) struct Cold {
+    pub(crate) proposed_data: Value,
+    pub(crate) committed_data: Option<Value>,
+    pub(crate) sysdata: Value,
+    pub(crate) wall: Value,
+    pub(crate) runlog: String,
+}
+
+impl Cold {
+    /// What a deleted id's slot keeps: allocates nothing.
+    const VACANT: Cold = Cold {
+        proposed_data: Value::Null,
+        committed_data: None,
+        sysdata: Value::Null,
+        wall: Value::Null,
+        runlog: String::new(),
+    };
+}
+
+/// A noderole as the cluster holds it: its facts, and references to its data. Cheap to make
+/// and to copy; [`NodeRoleRef::to_row`] gives the owned [`NodeRole`] that batches and stores
+/// carry.
+#[derive(Clone, Copy, PartialEq, Debug)]
+pub struct NodeRoleRef<'a> {
+    /// Its id.
+    pub id: NodeRoleId,
+    /// The node.
+    pub node: NodeId,
+    /// The role.
+    pub role: RoleId,
+    /// The deployment.
+    pub deployment: DeploymentId,
+    /// Its state.
+    pub state: NodeRoleState,
+    /// One more than its largest parent cohort; the annealer runs lower cohorts first.
+    pub cohort: u32,
+    /// How many runs completed.
+    pub run_count: u32,
+    /// User data, editable while PROPOSED.
+    pub proposed_data: &'a Value,
+    /// User data as last committed; `None` until the first commit.
+    pub committed_data: Option<&'a Value>,
+    /// Framework-written data.
+    pub sysdata: &'a Value,
+    /// What the jig reported back.
+    pub wall: &'a Value,
+    /// The log of the last run.
+    pub runlog: &'a str,
+}
+
+impl<'a> NodeRoleRef<'a> {
+    #[inline]
+    fn of(id: NodeRoleId, h: &Hot, c: &'a Cold) -> NodeRoleRef<'a> {
+        NodeRoleRef {
+            id,
+            node: h.node,
+            role: h.role,
+            deployment: h.deployment,
+            state: h.state,
+            cohort: h.cohort,
+            run_count: h.run_count,
+            proposed_data: &c.proposed_data,
+            committed_data: c.committed_data.as_ref(),
+            sysdata: &c.sysdata,
+            wall: &c.wall,
+            runlog: &c.runlog,
+        }
+    }
+
+    /// The user data in force: proposed while PROPOSED, else committed.
+    pub fn data(&self) -> &'a Value {
+        match (self.state, self.committed_data) {
+            (NodeRoleState::Proposed, _) | (_, None) => self.proposed_data,
+            (_, Some(committed)) => committed,
+        }
+    }
+
+    /// The owned row, as a batch or a store carries it.
+    pub fn to_row(&self) -> NodeRole {
+        NodeRole {
+            id: self.id,
+            node: self.node,
+            role: self.role,
+            deployment: self.deployment,
+            state: self.state,
+            cohort: self.cohort,
+            run_count: self.run_count,
+            proposed_data: self.proposed_data.clone(),
+            committed_data: self.committed_data.cloned(),
+            sysdata: self.sysdata.clone(),
+            wall: self.wall.clone(),
+            runlog: self.runlog.to_owned(),
+        }
+    }
+}
+
+/// The often-read facts of a noderole, copied out of a small dense table rather than its full
+/// row (see [`Cluster::brief`]): what a scheduler reads on every transition.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct NodeRoleBrief {
+    /// The node.
+    pub node: NodeId,
+    /// The role.
+    pub role: RoleId,
+    /// The deployment.
+    pub deployment: DeploymentId,
+    /// Its state.
+    pub state: NodeRoleState,
+    /// Its cohort.
+    pub cohort: u32,
+    /// How many runs completed.
+    pub run_count: u32,
 }
 
 /// Derived facts about roles, rebuilt whenever a role is created or changed (roles are few):
@@ -63,7 +226,9 @@ pub(crate) struct RoleIndex {
 pub(crate) struct NodeIndex {
     pub(crate) noderoles: Vec<NodeRoleId>,
     pub(crate) busy: u32,
-    /// The node is alive and available (a copy of the row's flags, kept by `sync_node`).
+    /// The node is alive (a copy of the row's flag, kept by `sync_node`).
+    pub(crate) alive: bool,
+    /// The node is alive and available (likewise).
     pub(crate) up: bool,
 }
 
@@ -135,9 +300,9 @@ enum Undo {
     NodeRoleCreated(NodeRoleId),
     State(NodeRoleId, NodeRoleState, u32),
     Cohort(NodeRoleId, u32),
-    Data(NodeRoleId, Slot, Value),
-    Committed(NodeRoleId, Option<Value>),
-    Runlog(NodeRoleId, String),
+    Data(NodeRoleId, Slot, Box<Value>),
+    Committed(NodeRoleId, Option<Box<Value>>),
+    Runlog(NodeRoleId, Box<str>),
     Edge(Edge),
 }
 
@@ -224,8 +389,11 @@ pub struct Cluster {
     deployment_by_name: HashMap<String, DeploymentId>,
     deployment_counts: Vec<[u32; 6]>,
     pub(crate) deployment_roles: HashMap<(DeploymentId, RoleId), DeploymentRole>,
-    pub(crate) noderoles: Vec<Option<NodeRole>>,
+    /// The noderoles' data, by id (their facts are in `hot`); a deleted id keeps a vacant
+    /// entry (`hot[i].present` says which).
+    pub(crate) cold: Vec<Cold>,
     pub(crate) links: Vec<Links>,
+    pub(crate) hot: Vec<Hot>,
     pub(crate) by_role_node: HashMap<(RoleId, NodeId), NodeRoleId>,
     pub(crate) by_deployment_role: HashMap<(DeploymentId, RoleId), Vec<NodeRoleId>>,
     pub(crate) role_index: RoleIndex,
@@ -299,8 +467,9 @@ impl Cluster {
             deployment_by_name: HashMap::default(),
             deployment_counts: vec![[0; 6]],
             deployment_roles: HashMap::default(),
-            noderoles: vec![None],
+            cold: vec![Cold::VACANT],
             links: vec![Links::default()],
+            hot: vec![Hot::default()],
             by_role_node: HashMap::default(),
             by_deployment_role: HashMap::default(),
             role_index: RoleIndex::default(),
@@ -364,7 +533,7 @@ impl Cluster {
         c.refresh_role_index();
         c.loaded_records = snapshot.records;
         c.pending = Pending {
-            nr_flags: vec![0; c.noderoles.len()],
+            nr_flags: vec![0; c.hot.len()],
             ..Pending::default()
         };
         Ok(c)
@@ -437,13 +606,23 @@ impl Cluster {
 
     /// The noderole with this id.
     #[inline]
-    pub fn noderole(&self, id: NodeRoleId) -> Option<&NodeRole> {
-        self.noderoles.get(id.index())?.as_ref()
+    pub fn noderole(&self, id: NodeRoleId) -> Option<NodeRoleRef<'_>> {
+        let h = self.hot.get(id.index())?;
+        h.present.then(|| self.view(id, h))
     }
 
     /// Every noderole, by id.
-    pub fn noderoles(&self) -> impl Iterator<Item = &NodeRole> {
-        self.noderoles.iter().flatten()
+    pub fn noderoles(&self) -> impl Iterator<Item = NodeRoleRef<'_>> {
+        self.hot
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| h.present)
+            .map(|(i, h)| self.view(NodeRoleId(i as u64), h))
+    }
+
+    #[inline]
+    fn view(&self, id: NodeRoleId, h: &Hot) -> NodeRoleRef<'_> {
+        NodeRoleRef::of(id, h, &self.cold[id.index()])
     }
 
     /// How many noderoles exist.
@@ -454,7 +633,7 @@ impl Cluster {
     /// One more than the largest noderole id ever used: a bound for dense per-noderole tables.
     #[inline]
     pub fn noderole_id_bound(&self) -> usize {
-        self.noderoles.len()
+        self.hot.len()
     }
 
     /// One more than the largest node id ever used.
@@ -501,9 +680,17 @@ impl Cluster {
     /// Whether every direct parent is ACTIVE (or there are none). O(1).
     #[inline]
     pub fn is_activatable(&self, id: NodeRoleId) -> bool {
-        self.links
+        self.hot
             .get(id.index())
-            .is_some_and(|l| l.inactive_parents == 0)
+            .is_some_and(|h| h.present && h.inactive_parents == 0)
+    }
+
+    /// The often-read facts of a noderole (state, node, role, deployment, cohort, run count),
+    /// from a dense table of 40 bytes per noderole rather than its row. O(1).
+    #[inline]
+    pub fn brief(&self, id: NodeRoleId) -> Option<NodeRoleBrief> {
+        let h = self.hot.get(id.index())?;
+        h.present.then(|| h.brief())
     }
 
     /// Whether the node has a noderole in TRANSITION or ERROR, which stops the annealer from
@@ -530,14 +717,13 @@ impl Cluster {
     /// must wait for it). O(1).
     #[inline]
     pub fn is_runnable(&self, id: NodeRoleId) -> bool {
-        let Some(nr) = self.noderole(id) else {
+        let Some(h) = self.hot.get(id.index()).filter(|h| h.present) else {
             return false;
         };
-        nr.state == NodeRoleState::Todo
-            && self.is_activatable(id)
-            && self.deployment_committed(nr.deployment)
-            && self.node(nr.node).is_some_and(|n| n.alive && n.available)
-            && !self.node_is_busy(nr.node)
+        h.state == NodeRoleState::Todo
+            && h.inactive_parents == 0
+            && self.deployment_committed(h.deployment)
+            && self.node_can_start(h.node)
     }
 
     #[inline]
@@ -683,17 +869,19 @@ impl Cluster {
         batch.states.reserve(p.nr_list.len());
         for id in p.nr_list.drain(..) {
             let flags = std::mem::take(&mut p.nr_flags[id.index()]);
-            let Some(Some(nr)) = self.noderoles.get(id.index()) else {
+            let Some(h) = self.hot.get(id.index()).filter(|h| h.present) else {
                 continue;
             };
             if flags & DIRTY_FULL != 0 {
-                batch.noderoles.push(nr.clone());
+                batch
+                    .noderoles
+                    .push(NodeRoleRef::of(id, h, &self.cold[id.index()]).to_row());
             } else if flags & DIRTY_STATE != 0 {
                 batch.states.push(StateUpdate {
                     id,
-                    state: nr.state,
-                    run_count: nr.run_count,
-                    cohort: nr.cohort,
+                    state: h.state,
+                    run_count: h.run_count,
+                    cohort: h.cohort,
                 });
             }
         }
@@ -774,23 +962,23 @@ impl Cluster {
     pub fn check_consistency(&self) -> Result<(), String> {
         let mut busy = vec![0u32; self.node_index.len()];
         let mut counts = vec![[0u32; 6]; self.deployment_counts.len()];
+        if (self.hot.len(), self.links.len()) != (self.cold.len(), self.cold.len()) {
+            return Err("the noderole tables differ in length".to_owned());
+        }
         for nr in self.noderoles() {
-            let l = &self.links[nr.id.index()];
-            if l.state != nr.state {
-                return Err(format!(
-                    "{}: state {:?}, links say {:?}",
-                    nr.id, nr.state, l.state
-                ));
+            let (l, h) = (&self.links[nr.id.index()], self.hot[nr.id.index()]);
+            if h.has_runlog == nr.runlog.is_empty() {
+                return Err(format!("{}: has_runlog {}", nr.id, h.has_runlog));
             }
             let inactive = l
                 .parents
                 .iter()
                 .filter(|p| self.noderole(**p).map(|p| p.state) != Some(NodeRoleState::Active))
                 .count() as u32;
-            if inactive != l.inactive_parents {
+            if inactive != h.inactive_parents {
                 return Err(format!(
                     "{}: {inactive} parents not ACTIVE, counter says {}",
-                    nr.id, l.inactive_parents
+                    nr.id, h.inactive_parents
                 ));
             }
             if matches!(nr.state, NodeRoleState::Transition | NodeRoleState::Error) {
@@ -802,13 +990,13 @@ impl Cluster {
             if idx.busy != busy[i] {
                 return Err(format!("node {i}: busy {}, counted {}", idx.busy, busy[i]));
             }
-            let up = self.nodes[i]
+            let flags = self.nodes[i]
                 .as_ref()
-                .is_some_and(|n| n.alive && n.available);
-            if idx.up != up {
+                .map_or((false, false), |n| (n.alive, n.alive && n.available));
+            if (idx.alive, idx.up) != flags {
                 return Err(format!(
-                    "node {i}: alive and available {up}, index says {}",
-                    idx.up
+                    "node {i}: (alive, alive and available) {flags:?}, index says {:?}",
+                    (idx.alive, idx.up)
                 ));
             }
         }
@@ -1002,15 +1190,18 @@ impl Cluster {
             Undo::NodeRoleCreated(id) => self.remove_noderole_raw(id, false),
             Undo::State(id, state, run_count) => {
                 self.set_state_raw(id, state);
-                self.nr_mut(id).run_count = run_count;
+                self.hot[id.index()].run_count = run_count;
             }
             Undo::Cohort(id, cohort) => {
                 self.journal_noderole(id);
-                self.nr_mut(id).cohort = cohort;
+                self.hot[id.index()].cohort = cohort;
             }
-            Undo::Data(id, slot, value) => *self.slot_mut(id, slot) = value,
-            Undo::Committed(id, value) => self.nr_mut(id).committed_data = value,
-            Undo::Runlog(id, value) => self.nr_mut(id).runlog = value,
+            Undo::Data(id, slot, value) => *self.slot_mut(id, slot) = *value,
+            Undo::Committed(id, value) => self.nr_mut(id).committed_data = value.map(|v| *v),
+            Undo::Runlog(id, value) => {
+                self.hot[id.index()].has_runlog = !value.is_empty();
+                self.nr_mut(id).runlog = value.into_string();
+            }
             Undo::Edge(e) => self.unlink_raw(e.parent, e.child),
             Undo::Custom(f) => f(self),
         }
@@ -1101,7 +1292,7 @@ impl Cluster {
     pub(crate) fn queue(&mut self, event: HookEvent) {
         let wanted = match event {
             HookEvent::Proposed(nr) | HookEvent::State(nr, _) => self
-                .noderole(nr)
+                .brief(nr)
                 .is_some_and(|n| self.hooks_by_role[n.role.index()].is_some()),
             HookEvent::DeploymentCreate(_, role) => self.hooks_by_role[role.index()].is_some(),
             HookEvent::NodeCreate(_) | HookEvent::NodeChange(_) => {
@@ -1118,23 +1309,37 @@ impl Cluster {
 // pending batch in step.
 impl Cluster {
     #[inline]
-    pub(crate) fn nr(&self, id: NodeRoleId) -> &NodeRole {
-        self.noderoles[id.index()]
-            .as_ref()
-            .expect("noderole id checked by caller")
+    pub(crate) fn nr(&self, id: NodeRoleId) -> NodeRoleRef<'_> {
+        let h = &self.hot[id.index()];
+        debug_assert!(h.present, "noderole id checked by caller");
+        self.view(id, h)
     }
 
-    /// A noderole's state from the links table (the id must exist).
+    /// A noderole's state from the hot table (the id must exist).
     #[inline]
     pub(crate) fn state_of(&self, id: NodeRoleId) -> NodeRoleState {
-        self.links[id.index()].state
+        self.hot[id.index()].state
+    }
+
+    /// A noderole's hot fields, or the error for an unknown id.
+    #[inline]
+    pub(crate) fn get_hot(&self, id: NodeRoleId) -> Result<&Hot, CoreError> {
+        self.hot
+            .get(id.index())
+            .filter(|h| h.present)
+            .ok_or_else(|| CoreError::Unknown {
+                what: "noderole",
+                name: id.to_string(),
+            })
     }
 
     #[inline]
-    pub(crate) fn nr_mut(&mut self, id: NodeRoleId) -> &mut NodeRole {
-        self.noderoles[id.index()]
-            .as_mut()
-            .expect("noderole id checked by caller")
+    pub(crate) fn nr_mut(&mut self, id: NodeRoleId) -> &mut Cold {
+        debug_assert!(
+            self.hot[id.index()].present,
+            "noderole id checked by caller"
+        );
+        &mut self.cold[id.index()]
     }
 
     fn slot_mut(&mut self, id: NodeRoleId, slot: Slot) -> &mut Value {
@@ -1146,7 +1351,7 @@ impl Cluster {
         }
     }
 
-    pub(crate) fn get_noderole(&self, id: NodeRoleId) -> Result<&NodeRole, CoreError> {
+    pub(crate) fn get_noderole(&self, id: NodeRoleId) -> Result<NodeRoleRef<'_>, CoreError> {
         self.noderole(id).ok_or_else(|| CoreError::Unknown {
             what: "noderole",
             name: id.to_string(),
@@ -1226,10 +1431,11 @@ impl Cluster {
 
     /// Copies a node row's flags into its index entry.
     fn sync_node(&mut self, i: usize) {
-        let up = self.nodes[i]
+        let (alive, up) = self.nodes[i]
             .as_ref()
-            .is_some_and(|n| n.alive && n.available);
+            .map_or((false, false), |n| (n.alive, n.alive && n.available));
         if let Some(idx) = self.node_index.get_mut(i) {
+            idx.alive = alive;
             idx.up = up;
         }
     }
@@ -1362,9 +1568,10 @@ impl Cluster {
 
     fn insert_noderole_raw(&mut self, nr: NodeRole) {
         let i = nr.id.index();
-        while self.noderoles.len() <= i {
-            self.noderoles.push(None);
+        while self.cold.len() <= i {
+            self.cold.push(Cold::VACANT);
             self.links.push(Links::default());
+            self.hot.push(Hot::default());
         }
         let (id, node, role, deployment, state) =
             (nr.id, nr.node, nr.role, nr.deployment, nr.state);
@@ -1378,13 +1585,23 @@ impl Cluster {
             self.node_index[node.index()].busy += 1;
         }
         self.deployment_counts[deployment.index()][state.slot()] += 1;
-        self.links[i].state = state;
-        self.noderoles[i] = Some(nr);
+        let inactive = self.hot[i].inactive_parents;
+        self.hot[i] = Hot {
+            inactive_parents: inactive,
+            ..Hot::of(&nr)
+        };
+        self.cold[i] = Cold {
+            proposed_data: nr.proposed_data,
+            committed_data: nr.committed_data,
+            sysdata: nr.sysdata,
+            wall: nr.wall,
+            runlog: nr.runlog,
+        };
         self.noderole_count += 1;
     }
 
     pub(crate) fn next_noderole_id(&self) -> NodeRoleId {
-        NodeRoleId(self.noderoles.len() as u64)
+        NodeRoleId(self.hot.len() as u64)
     }
 
     pub(crate) fn insert_noderole(&mut self, nr: NodeRole) {
@@ -1397,9 +1614,11 @@ impl Cluster {
 
     /// Removes a noderole that has no edges left (used by undo and by node deletion).
     fn remove_noderole_raw(&mut self, id: NodeRoleId, keep_slot: bool) {
-        let Some(nr) = self.noderoles[id.index()].take() else {
+        let nr = self.hot[id.index()];
+        if !nr.present {
             return;
-        };
+        }
+        self.cold[id.index()] = Cold::VACANT;
         self.journal_noderole(id);
         self.by_role_node.remove(&(nr.role, nr.node));
         if let Some(list) = self.by_deployment_role.get_mut(&(nr.deployment, nr.role)) {
@@ -1415,9 +1634,15 @@ impl Cluster {
         }
         self.deployment_counts[nr.deployment.index()][nr.state.slot()] -= 1;
         self.noderole_count -= 1;
-        if !keep_slot && id.index() + 1 == self.noderoles.len() {
-            self.noderoles.pop();
+        let inactive = self.hot[id.index()].inactive_parents;
+        self.hot[id.index()] = Hot {
+            inactive_parents: inactive,
+            ..Hot::default()
+        };
+        if !keep_slot && id.index() + 1 == self.hot.len() {
+            self.cold.pop();
             self.links.pop();
+            self.hot.pop();
         }
     }
 
@@ -1428,16 +1653,16 @@ impl Cluster {
             self.links[p.index()].children.retain(|c| *c != id);
         }
         let children = std::mem::take(&mut self.links[id.index()].children);
-        let active = self.nr(id).state == NodeRoleState::Active;
+        let active = self.state_of(id) == NodeRoleState::Active;
         for c in children {
-            let l = &mut self.links[c.index()];
-            l.parents.retain(|p| *p != id);
+            self.links[c.index()].parents.retain(|p| *p != id);
             if !active {
-                l.inactive_parents -= 1;
+                self.hot[c.index()].inactive_parents -= 1;
             }
             self.journal_noderole(c);
         }
         self.links[id.index()] = Links::default();
+        self.hot[id.index()].inactive_parents = 0;
         // Keep the slot so that ids are never reused once persisted.
         self.remove_noderole_raw(id, true);
         self.pending.deleted_noderoles.push(id);
@@ -1445,16 +1670,13 @@ impl Cluster {
 
     /// Sets a noderole's state, keeping every counter in step. Returns the old state.
     fn set_state_raw(&mut self, id: NodeRoleId, to: NodeRoleState) -> NodeRoleState {
-        let nr = self.noderoles[id.index()]
-            .as_mut()
-            .expect("noderole exists");
-        let from = nr.state;
+        let h = &mut self.hot[id.index()];
+        let from = h.state;
         if from == to {
             return from;
         }
-        nr.state = to;
-        let (node, deployment) = (nr.node, nr.deployment);
-        self.links[id.index()].state = to;
+        h.state = to;
+        let (node, deployment) = (h.node, h.deployment);
         self.journal_noderole(id);
         let busy = |s: NodeRoleState| matches!(s, NodeRoleState::Transition | NodeRoleState::Error);
         let idx = &mut self.node_index[node.index()];
@@ -1472,14 +1694,14 @@ impl Cluster {
         if was_active != is_active {
             let children = std::mem::take(&mut self.links[id.index()].children);
             for &c in &children {
-                let l = &mut self.links[c.index()];
-                let before = l.inactive_parents;
+                let h = &mut self.hot[c.index()];
+                let before = h.inactive_parents;
                 if is_active {
-                    l.inactive_parents -= 1;
+                    h.inactive_parents -= 1;
                 } else {
-                    l.inactive_parents += 1;
+                    h.inactive_parents += 1;
                 }
-                if before == 0 || l.inactive_parents == 0 {
+                if before == 0 || h.inactive_parents == 0 {
                     self.journal_noderole(c);
                 }
             }
@@ -1488,34 +1710,37 @@ impl Cluster {
         from
     }
 
-    /// Changes a noderole's state and run count, with history and (when `hooks`) the state hook.
+    /// Changes a noderole's state, and raises its run count when `ran`, with history and
+    /// (when `hooks`) the state hook.
     pub(crate) fn set_state(
         &mut self,
         id: NodeRoleId,
         to: NodeRoleState,
-        run_count: u32,
+        ran: bool,
         cause: Cause,
         hooks: bool,
     ) {
-        let old_runs = self.nr(id).run_count;
+        let h = self.hot[id.index()];
         let from = self.set_state_raw(id, to);
-        if from == to && old_runs == run_count {
+        if from == to && !ran {
             return;
         }
-        self.nr_mut(id).run_count = run_count;
-        self.undo.push(Undo::State(id, from, old_runs));
+        if ran {
+            let runs = h.run_count + 1;
+            self.hot[id.index()].run_count = runs;
+        }
+        self.undo.push(Undo::State(id, from, h.run_count));
         self.mark_nr(id, DIRTY_STATE);
         if from != to {
             self.history(id, Some(from), to, cause);
-            let nr = self.nr(id);
-            if hooks && self.deployment_committed(nr.deployment) {
+            if hooks && self.deployment_committed(h.deployment) {
                 self.queue(HookEvent::State(id, to));
             }
         }
     }
 
     pub(crate) fn set_cohort(&mut self, id: NodeRoleId, cohort: u32) {
-        let old = std::mem::replace(&mut self.nr_mut(id).cohort, cohort);
+        let old = std::mem::replace(&mut self.hot[id.index()].cohort, cohort);
         if old != cohort {
             self.undo.push(Undo::Cohort(id, old));
             self.mark_nr(id, DIRTY_STATE);
@@ -1524,31 +1749,34 @@ impl Cluster {
 
     pub(crate) fn set_data(&mut self, id: NodeRoleId, slot: Slot, value: Value) {
         let old = std::mem::replace(self.slot_mut(id, slot), value);
-        self.undo.push(Undo::Data(id, slot, old));
+        self.undo.push(Undo::Data(id, slot, Box::new(old)));
         self.mark_nr(id, DIRTY_FULL);
     }
 
     pub(crate) fn set_committed(&mut self, id: NodeRoleId, value: Option<Value>) {
         let old = std::mem::replace(&mut self.nr_mut(id).committed_data, value);
-        self.undo.push(Undo::Committed(id, old));
+        self.undo.push(Undo::Committed(id, old.map(Box::new)));
         self.mark_nr(id, DIRTY_FULL);
     }
 
     pub(crate) fn set_runlog(&mut self, id: NodeRoleId, runlog: String) {
-        let old = std::mem::replace(&mut self.nr_mut(id).runlog, runlog);
-        if !old.is_empty() || !self.nr(id).runlog.is_empty() {
-            self.undo.push(Undo::Runlog(id, old));
-            self.mark_nr(id, DIRTY_FULL);
+        let h = &mut self.hot[id.index()];
+        if !h.has_runlog && runlog.is_empty() {
+            // Empty to empty (a run of a jig that logs nothing): the row is not touched.
+            return;
         }
+        h.has_runlog = !runlog.is_empty();
+        let old = std::mem::replace(&mut self.nr_mut(id).runlog, runlog);
+        self.undo.push(Undo::Runlog(id, old.into_boxed_str()));
+        self.mark_nr(id, DIRTY_FULL);
     }
 
     fn link_raw(&mut self, parent: NodeRoleId, child: NodeRoleId) {
         self.links[parent.index()].children.push(child);
-        let active = self.nr(parent).state == NodeRoleState::Active;
-        let l = &mut self.links[child.index()];
-        l.parents.push(parent);
+        let active = self.state_of(parent) == NodeRoleState::Active;
+        self.links[child.index()].parents.push(parent);
         if !active {
-            l.inactive_parents += 1;
+            self.hot[child.index()].inactive_parents += 1;
             self.journal_noderole(child);
         }
     }
@@ -1559,13 +1787,14 @@ impl Cluster {
             children.remove(pos);
         }
         let active = self
-            .noderole(parent)
-            .is_some_and(|p| p.state == NodeRoleState::Active);
+            .hot
+            .get(parent.index())
+            .is_some_and(|p| p.present && p.state == NodeRoleState::Active);
         let l = &mut self.links[child.index()];
         if let Some(pos) = l.parents.iter().rposition(|p| *p == parent) {
             l.parents.remove(pos);
             if !active {
-                l.inactive_parents -= 1;
+                self.hot[child.index()].inactive_parents -= 1;
                 self.journal_noderole(child);
             }
         }
@@ -1581,9 +1810,9 @@ impl Cluster {
         let edge = Edge { parent, child };
         self.undo.push(Undo::Edge(edge));
         self.pending.edges.push(edge);
-        let mut stack = vec![(child, self.nr(parent).cohort + 1)];
+        let mut stack = vec![(child, self.hot[parent.index()].cohort + 1)];
         while let Some((id, min)) = stack.pop() {
-            if self.nr(id).cohort >= min {
+            if self.hot[id.index()].cohort >= min {
                 continue;
             }
             self.set_cohort(id, min);

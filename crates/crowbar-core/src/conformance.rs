@@ -134,7 +134,7 @@ pub fn snapshot_of(c: &Cluster) -> Snapshot {
         roles: c.roles().cloned().collect(),
         deployments: c.deployments().cloned().collect(),
         deployment_roles: c.deployment_roles.values().cloned().collect(),
-        noderoles: c.noderoles().cloned().collect(),
+        noderoles: c.noderoles().map(|nr| nr.to_row()).collect(),
         edges,
         records: Vec::new(),
     }

@@ -64,7 +64,7 @@ impl Cluster {
         }
         ancestors.sort_by_key(|p| (self.nr(*p).cohort, *p));
         for p in ancestors {
-            deep_merge(&mut out, &self.nr(p).wall);
+            deep_merge(&mut out, self.nr(p).wall);
         }
         Ok(out)
     }

@@ -102,7 +102,7 @@ mod types;
 
 pub use batch::{Batch, Edge, HistoryEntry, Record, RecordChange, Snapshot, StateUpdate};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use cluster::{Changes, Cluster, Extensions};
+pub use cluster::{Changes, Cluster, Extensions, NodeRoleBrief, NodeRoleRef};
 pub use data::deep_merge;
 pub use entity::{
     Deployment, DeploymentPhase, DeploymentRole, Node, NodeRole, NodeSpec, RetryPolicy, Role,

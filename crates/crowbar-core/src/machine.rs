@@ -507,7 +507,7 @@ impl Cluster {
         CoreError::InvalidTransition {
             noderole: id,
             operation,
-            from: self.nr(id).state,
+            from: self.state_of(id),
             reason,
         }
     }
@@ -536,8 +536,7 @@ impl Cluster {
         let data = self.nr(id).proposed_data.clone();
         self.set_committed(id, Some(data));
         let to = self.todo_or_blocked(id);
-        let runs = self.nr(id).run_count;
-        self.set_state(id, to, runs, Cause::Commit, true);
+        self.set_state(id, to, false, Cause::Commit, true);
         Ok(())
     }
 
@@ -549,8 +548,7 @@ impl Cluster {
             if nr.state == NodeRoleState::Transition {
                 return Err(c.invalid(id, "propose", "a run is in progress"));
             }
-            let runs = nr.run_count;
-            c.set_state(id, NodeRoleState::Proposed, runs, Cause::Propose, false);
+            c.set_state(id, NodeRoleState::Proposed, false, Cause::Propose, false);
             c.queue(HookEvent::Proposed(id));
             Ok(())
         })
@@ -560,9 +558,8 @@ impl Cluster {
     /// runlog.
     pub fn start_run(&mut self, id: NodeRoleId) -> Result<(), CoreError> {
         self.txn(|c| {
-            let nr = c.get_noderole(id)?;
             if !matches!(
-                nr.state,
+                c.get_hot(id)?.state,
                 NodeRoleState::Todo | NodeRoleState::Active | NodeRoleState::Transition
             ) {
                 return Err(c.invalid(
@@ -571,9 +568,14 @@ impl Cluster {
                     "only TODO, ACTIVE or TRANSITION can run",
                 ));
             }
-            let runs = nr.run_count;
             c.set_runlog(id, String::new());
-            c.set_state(id, NodeRoleState::Transition, runs, Cause::JigStarted, true);
+            c.set_state(
+                id,
+                NodeRoleState::Transition,
+                false,
+                Cause::JigStarted,
+                true,
+            );
             Ok(())
         })
     }
@@ -584,8 +586,7 @@ impl Cluster {
     /// and every descendant not PROPOSED or TRANSITION becomes BLOCKED.
     pub fn finish_run(&mut self, id: NodeRoleId, result: RunResult) -> Result<(), CoreError> {
         self.txn(|c| {
-            c.get_noderole(id)?;
-            if c.nr(id).state != NodeRoleState::Transition {
+            if c.get_hot(id)?.state != NodeRoleState::Transition {
                 return Err(c.invalid(id, "finish a run", "no run is in progress"));
             }
             match result {
@@ -607,14 +608,13 @@ impl Cluster {
     }
 
     pub(crate) fn active_inner(&mut self, id: NodeRoleId, cause: Cause) {
-        let runs = self.nr(id).run_count + 1;
-        let alive = self.node(self.nr(id).node).is_some_and(|n| n.alive);
-        if !alive {
+        let node = self.hot[id.index()].node;
+        if !self.node_index[node.index()].alive {
             let to = self.todo_or_blocked(id);
-            self.set_state(id, to, runs, cause, true);
+            self.set_state(id, to, true, cause, true);
             return;
         }
-        self.set_state(id, NodeRoleState::Active, runs, cause, true);
+        self.set_state(id, NodeRoleState::Active, true, cause, true);
         // Unblocking a child changes only that child's subtree, never this list.
         for i in 0..self.links[id.index()].children.len() {
             let child = self.links[id.index()].children[i];
@@ -643,11 +643,10 @@ impl Cluster {
     }
 
     pub(crate) fn error_inner(&mut self, id: NodeRoleId, cause: Cause) {
-        if self.nr(id).state == NodeRoleState::Blocked {
+        if self.state_of(id) == NodeRoleState::Blocked {
             return;
         }
-        let runs = self.nr(id).run_count;
-        self.set_state(id, NodeRoleState::Error, runs, cause, true);
+        self.set_state(id, NodeRoleState::Error, false, cause, true);
         // Bulk-block every descendant not PROPOSED or TRANSITION, without hooks.
         let mut seen = std::collections::HashSet::new();
         let mut stack: Vec<NodeRoleId> = self.children(id).to_vec();
@@ -660,11 +659,10 @@ impl Cluster {
                 s,
                 NodeRoleState::Proposed | NodeRoleState::Transition | NodeRoleState::Blocked
             ) {
-                let runs = self.nr(d).run_count;
                 self.set_state(
                     d,
                     NodeRoleState::Blocked,
-                    runs,
+                    false,
                     Cause::Ripple { origin: id },
                     false,
                 );
@@ -695,8 +693,7 @@ impl Cluster {
     }
 
     fn todo_inner(&mut self, id: NodeRoleId, cause: Cause) {
-        let runs = self.nr(id).run_count;
-        self.set_state(id, NodeRoleState::Todo, runs, cause, true);
+        self.set_state(id, NodeRoleState::Todo, false, cause, true);
         self.block_children(id);
     }
 
@@ -704,8 +701,7 @@ impl Cluster {
     pub fn block(&mut self, id: NodeRoleId, cause: Cause) -> Result<(), CoreError> {
         self.txn(|c| {
             c.get_noderole(id)?;
-            let runs = c.nr(id).run_count;
-            c.set_state(id, NodeRoleState::Blocked, runs, cause, true);
+            c.set_state(id, NodeRoleState::Blocked, false, cause, true);
             c.block_children(id);
             Ok(())
         })
@@ -724,11 +720,10 @@ impl Cluster {
         stack.extend_from_slice(self.children(origin));
         while let Some(d) = stack.pop() {
             if blockable(self, d) {
-                let runs = self.nr(d).run_count;
                 self.set_state(
                     d,
                     NodeRoleState::Blocked,
-                    runs,
+                    false,
                     Cause::Ripple { origin },
                     true,
                 );
@@ -749,12 +744,11 @@ impl Cluster {
     }
 
     pub(crate) fn deactivate_inner(&mut self, id: NodeRoleId, cause: Cause) {
-        if self.nr(id).state == NodeRoleState::Proposed {
+        if self.state_of(id) == NodeRoleState::Proposed {
             return;
         }
         let to = self.todo_or_blocked(id);
-        let runs = self.nr(id).run_count;
-        self.set_state(id, to, runs, cause, true);
+        self.set_state(id, to, false, cause, true);
     }
 
     /// Crowbar's `rerun`: an ERROR noderole goes straight back to TODO, without ripple.
@@ -763,8 +757,7 @@ impl Cluster {
             if c.get_noderole(id)?.state != NodeRoleState::Error {
                 return Err(c.invalid(id, "rerun", "only an ERROR noderole can be rerun"));
             }
-            let runs = c.nr(id).run_count;
-            c.set_state(id, NodeRoleState::Todo, runs, cause, true);
+            c.set_state(id, NodeRoleState::Todo, false, cause, true);
             Ok(())
         })
     }

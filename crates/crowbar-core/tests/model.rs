@@ -117,7 +117,7 @@ fn every_hook_fires_when_the_reference_says() {
         ]
     );
     assert_eq!(
-        c.noderole(watched).unwrap().sysdata,
+        *c.noderole(watched).unwrap().sysdata,
         json!({"address": "10.0.0.5"}),
         "what a hook writes lands with the operation"
     );
@@ -214,6 +214,78 @@ fn a_failing_hook_rolls_the_whole_bind_back() {
         "no noderole survives the refused bind"
     );
     assert!(!c.has_pending(), "nothing to persist");
+}
+
+/// Refuses every state change to ACTIVE.
+struct RefuseActive;
+
+impl RoleHooks for RefuseActive {
+    fn on_active(&self, _: &mut Cluster, _: NodeRoleId) -> Result<(), HookError> {
+        Err(HookError::new("not today"))
+    }
+}
+
+#[test]
+fn a_refused_finish_leaves_state_run_count_and_runlog_as_they_were() {
+    let mut c = Cluster::new();
+    c.register_hooks("db", Arc::new(RefuseActive));
+    c.create_role(RoleSpec::new("os").flag(RoleFlag::Implicit))
+        .unwrap();
+    c.create_role(RoleSpec::new("db").requires(["os"])).unwrap();
+    let n = c
+        .create_node(NodeSpec::new("n1.example.com").alive(true))
+        .unwrap();
+    let db = c.bind_by_name("db", "n1", None).unwrap();
+    c.commit_node(n).unwrap();
+    let os = c.parents(db)[0];
+    c.start_run(os).unwrap();
+    let ok = |log: &str| RunResult::Succeeded {
+        wall: Some(json!({"done": true})),
+        runlog: log.into(),
+    };
+    c.finish_run(os, ok("os is up")).unwrap();
+    c.start_run(db).unwrap();
+    c.take_batch();
+    let before = c.noderole(db).unwrap().to_row();
+    let err = c.finish_run(db, ok("db is up")).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CoreError::Hook {
+                hook: "on_active",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let after = c.noderole(db).unwrap();
+    assert_eq!(after.to_row(), before, "the row is as it was");
+    assert_eq!(after.state, NodeRoleState::Transition);
+    assert_eq!((after.run_count, after.runlog), (0, ""));
+    c.check_consistency().unwrap();
+    assert!(!c.has_pending());
+
+    // The facts read through `brief`, the view and the owned row agree for every noderole.
+    for nr in c.noderoles() {
+        let b = c.brief(nr.id).unwrap();
+        let row = nr.to_row();
+        assert_eq!(
+            (b.node, b.role, b.deployment, b.state, b.cohort, b.run_count),
+            (
+                row.node,
+                row.role,
+                row.deployment,
+                row.state,
+                row.cohort,
+                row.run_count
+            )
+        );
+        assert_eq!((row.runlog.as_str(), &row.wall), (nr.runlog, nr.wall));
+    }
+    let os_row = c.noderole(os).unwrap();
+    assert_eq!((os_row.run_count, os_row.runlog), (1, "os is up"));
+    assert_eq!(*os_row.wall, json!({"done": true}));
+    assert_eq!(c.brief(NodeRoleId(999)), None);
 }
 
 #[test]

@@ -168,9 +168,7 @@ impl RunContext {
         node: Arc<NodeInfo>,
         with_data: bool,
     ) -> Result<RunContext, JigError> {
-        let nr = cluster
-            .noderole(noderole)
-            .ok_or_else(|| unknown(noderole))?;
+        let nr = cluster.brief(noderole).ok_or_else(|| unknown(noderole))?;
         let data = if with_data {
             cluster.run_data(noderole).map_err(|e| JigError::Staging {
                 message: e.to_string(),

@@ -483,7 +483,7 @@ mod tests {
         let store = MemStore::new();
         let mut c = sample_cluster();
         store.apply(c.take_batch()).await.unwrap();
-        let some = c.noderoles().next().unwrap().clone();
+        let some = c.noderoles().next().unwrap().to_row();
         let before = store.load().await.unwrap();
         let history_before = store.history(some.id).await.unwrap();
 
@@ -525,7 +525,7 @@ mod tests {
         let store = MemStore::new();
         let mut c = sample_cluster();
         store.apply(c.take_batch()).await.unwrap();
-        let some = c.noderoles().next().unwrap().clone();
+        let some = c.noderoles().next().unwrap().to_row();
         let mut node = c.nodes().next().unwrap().clone();
 
         // A node and two noderoles created together, linked by an edge, with a state update.
