@@ -384,6 +384,15 @@ impl ContextCache {
         }
     }
 
+    /// The cached jig of `role` (or the name of the missing one), if its entry is current.
+    fn jig(&self, role: RoleId) -> Option<&Result<Arc<dyn Jig>, String>> {
+        let i = usize::try_from(role.get()).ok()?;
+        match self.roles.get(i) {
+            Some(Some(e)) if e.generation == self.generation => Some(&e.jig),
+            _ => None,
+        }
+    }
+
     /// The entry of `role`, built on first use; `None` when the role does not exist.
     fn role(&mut self, cluster: &Cluster, jigs: &JigRegistry, role: RoleId) -> Option<&RoleEntry> {
         let i = usize::try_from(role.get()).ok()?;
@@ -610,18 +619,26 @@ impl Task {
                     noderole: r.noderole,
                 });
             }
-            let (jig, cx) = match self.context(&r) {
-                Ok(started) => started,
+            let cx = match self.context(&r) {
+                Ok(cx) => cx,
                 Err(e) => {
                     self.immediate.push((r.run, Err(e)));
                     continue;
                 }
             };
+            // The jig is borrowed for the instant path and cloned only for a task. (`context`
+            // succeeded, so the role's entry is current and has a jig.)
+            let Some(Ok(jig)) = self.contexts.jig(r.role) else {
+                let name = String::new();
+                self.immediate
+                    .push((r.run, Err(JigError::UnknownJig { name })));
+                continue;
+            };
             if let Some(outcome) = jig.run_now(&cx) {
                 self.immediate.push((r.run, outcome));
                 continue;
             }
-            let run = r.run;
+            let (run, jig) = (r.run, jig.clone());
             let j = jig.clone();
             let abort = self.tasks.spawn(async move { (run, j.run(cx).await) });
             self.by_task.insert(abort.id(), run);
@@ -630,19 +647,18 @@ impl Task {
         Ok(())
     }
 
-    /// The jig of a run and its context, from the caches; the same errors as
-    /// [`RunContext::from_cluster`] when the model lacks something.
-    fn context(&mut self, r: &RunRequest) -> Result<(Arc<dyn Jig>, RunContext), JigError> {
+    /// The context of a run, from the caches (which then hold its role's jig); the same
+    /// errors as [`RunContext::from_cluster`] when the model lacks something.
+    fn context(&mut self, r: &RunRequest) -> Result<RunContext, JigError> {
         let cluster = self.annealer.cluster();
         let Some(role) = self.contexts.role(cluster, &self.jigs, r.role) else {
             return Err(JigError::UnknownJig {
                 name: String::new(),
             });
         };
-        let jig = match &role.jig {
-            Ok(jig) => jig.clone(),
-            Err(name) => return Err(JigError::UnknownJig { name: name.clone() }),
-        };
+        if let Err(name) = &role.jig {
+            return Err(JigError::UnknownJig { name: name.clone() });
+        }
         let (name, needs_data) = (role.name.clone(), role.needs_data);
         let node = self
             .contexts
@@ -650,8 +666,7 @@ impl Task {
             .ok_or_else(|| JigError::Staging {
                 message: format!("unknown {}", r.node),
             })?;
-        let cx = RunContext::from_shared(cluster, r.noderole, r.attempt, name, node, needs_data)?;
-        Ok((jig, cx))
+        RunContext::from_shared(cluster, r.noderole, r.attempt, name, node, needs_data)
     }
 
     fn abandon_all(&mut self) {
