@@ -540,3 +540,50 @@ async fn run_contexts_follow_node_changes_made_by_hooks_and_by_updates() {
     );
     handle.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn run_contexts_are_rebuilt_after_a_call_even_when_it_took_the_batch_itself() {
+    let seen = Arc::new(Seen::default());
+    let mut jigs = JigRegistry::new();
+    jigs.register("seen", seen.clone());
+    let mut c = cluster();
+    c.create_role(RoleSpec::new("os").jig("seen")).unwrap();
+    c.create_node(
+        NodeSpec::new("n0.example.com")
+            .alive(true)
+            .hint(json!({"address": "10.0.0.1"})),
+    )
+    .unwrap();
+    let os = c.bind_by_name("os", "n0", None).unwrap();
+    commit_all(&mut c);
+    let handle = spawn(c, Arc::new(MemStore::new()), jigs, 10);
+    assert_eq!(handle.wait_idle().await.unwrap(), AnnealStatus::Finished);
+    let addr = |s: &str| Some(s.parse().unwrap());
+    let first = std::mem::take(&mut *seen.0.lock().unwrap());
+    assert_eq!(first, vec![("os".into(), "n0".into(), addr("10.0.0.1"))]);
+
+    // The node changes and the batch that carries its row is taken inside the call, so the
+    // driver never sees it: only dropping every cached context after a call keeps the next
+    // run from seeing the old address.
+    let taken = handle
+        .with_annealer(move |a| {
+            let c = a.cluster_mut();
+            let n0 = c.find_node("n0").unwrap();
+            c.set_node_hint(n0, json!({"address": "10.0.0.9"})).unwrap();
+            c.deactivate(os, Cause::Retry).unwrap();
+            c.take_batch().nodes.len()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        taken, 1,
+        "the node's row left with the batch taken in the call"
+    );
+    assert_eq!(handle.wait_idle().await.unwrap(), AnnealStatus::Finished);
+    assert_eq!(
+        *seen.0.lock().unwrap(),
+        vec![("os".into(), "n0".into(), addr("10.0.0.9"))],
+        "the run after the call sees the node as changed"
+    );
+    handle.stop().await.unwrap();
+}
