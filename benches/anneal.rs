@@ -172,6 +172,16 @@ fn driver(rt: &tokio::runtime::Runtime, a: Annealer, store: Arc<dyn Store>) -> (
     })
 }
 
+/// Runs `one` on `iters` freshly built clusters of `nodes` nodes and sums the times it reports
+/// (the build is not timed; the cluster's drop happens inside `one`, after its timer stops).
+fn on_fresh_clusters(
+    iters: u64,
+    nodes: usize,
+    mut one: impl FnMut(Cluster) -> Duration,
+) -> Duration {
+    (0..iters).map(|_| one(build(nodes).0)).sum()
+}
+
 /// Criterion's test mode: `cargo bench -- --test`, or the bench run by `cargo test` (no
 /// `--bench` argument), where each benchmark runs once.
 fn test_mode() -> bool {
@@ -203,67 +213,46 @@ fn anneal(c: &mut Criterion) {
         drop(cluster);
         group.bench_function(BenchmarkId::new("state_machine", nodes), |b| {
             b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let (mut c, _) = build(nodes);
+                on_fresh_clusters(iters, nodes, |mut c| {
                     let t = Instant::now();
                     assert_eq!(black_box(state_machine(&mut c)), noderoles as usize);
-                    total += t.elapsed();
-                    drop(c);
-                }
-                total
+                    t.elapsed()
+                })
             });
         });
         group.bench_function(BenchmarkId::new("core", nodes), |b| {
             b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let (c, _) = build(nodes);
+                on_fresh_clusters(iters, nodes, |c| {
                     let mut a = Annealer::new(c, config()).unwrap();
                     let t = Instant::now();
                     assert_eq!(black_box(anneal_core(&mut a)), noderoles);
-                    total += t.elapsed();
-                    drop(a);
-                }
-                total
+                    t.elapsed()
+                })
             });
         });
+        let in_memory = |c: Cluster| {
+            let store = Arc::new(MemStore::new());
+            rt.block_on(store.apply(batch.clone())).unwrap();
+            driver(&rt, Annealer::new(c, config()).unwrap(), store)
+        };
         group.bench_function(BenchmarkId::new("driver_mem", nodes), |b| {
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let (c, _) = build(nodes);
-                    let store = Arc::new(MemStore::new());
-                    rt.block_on(store.apply(batch.clone())).unwrap();
-                    let a = Annealer::new(c, config()).unwrap();
-                    total += black_box(driver(&rt, a, store)).1;
-                }
-                total
-            });
+            b.iter_custom(|iters| on_fresh_clusters(iters, nodes, |c| black_box(in_memory(c)).1));
         });
         if nodes == 1_000 {
-            let transitions = {
-                let (c, _) = build(nodes);
-                let store = Arc::new(MemStore::new());
-                rt.block_on(store.apply(batch.clone())).unwrap();
-                driver(&rt, Annealer::new(c, config()).unwrap(), store).0
-            };
+            let transitions = in_memory(build(nodes).0).0;
             group.throughput(Throughput::Elements(transitions));
             group.bench_function(BenchmarkId::new("driver_sqlite_transitions", nodes), |b| {
                 b.iter_custom(|iters| {
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
+                    on_fresh_clusters(iters, nodes, |c| {
                         let dir = tempfile::tempdir().unwrap();
                         let store =
                             Arc::new(SqliteStore::open(dir.path().join("b.sqlite")).unwrap());
-                        let (c, _) = build(nodes);
                         rt.block_on(store.apply(batch.clone())).unwrap();
                         let a = Annealer::new(c, config()).unwrap();
                         let (done, elapsed) = black_box(driver(&rt, a, store));
                         assert_eq!(done, transitions);
-                        total += elapsed;
-                    }
-                    total
+                        elapsed
+                    })
                 });
             });
         }

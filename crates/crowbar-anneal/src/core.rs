@@ -533,10 +533,10 @@ impl Annealer {
         ready
     }
 
-    /// Reads a word of each picked noderole's row and links in a loop of independent loads,
-    /// so that their cache misses overlap instead of stalling the starts one by one: a wave in
-    /// a large cluster sweeps every node in (cohort, id) order, and those rows are no longer
-    /// cached by the time their turn comes.
+    /// Reads a word of each picked noderole's facts ([`Cluster::brief`]) and links in a loop of
+    /// independent loads, so that their cache misses overlap instead of stalling the starts one
+    /// by one: a wave in a large cluster sweeps every node in (cohort, id) order, and those
+    /// entries are no longer cached by the time their turn comes.
     fn warm(&self, picks: &[NodeRoleId]) {
         let mut acc = 0u64;
         for &id in picks {

@@ -384,13 +384,33 @@ impl ContextCache {
         }
     }
 
-    /// The cached jig of `role` (or the name of the missing one), if its entry is current.
-    fn jig(&self, role: RoleId) -> Option<&Result<Arc<dyn Jig>, String>> {
-        let i = usize::try_from(role.get()).ok()?;
-        match self.roles.get(i) {
-            Some(Some(e)) if e.generation == self.generation => Some(&e.jig),
-            _ => None,
-        }
+    /// The jig of a run and its context, from the cache; the same errors as
+    /// [`RunContext::from_cluster`] when the model lacks something.
+    fn start(
+        &mut self,
+        cluster: &Cluster,
+        jigs: &JigRegistry,
+        r: &RunRequest,
+    ) -> Result<(&Arc<dyn Jig>, RunContext), JigError> {
+        // The node first, so that the role's entry can stay borrowed; its error still comes
+        // after the role's, as a missing jig is the likelier and more useful report.
+        let node = self.node(cluster, r.node);
+        let Some(role) = self.role(cluster, jigs, r.role) else {
+            return Err(JigError::UnknownJig {
+                name: String::new(),
+            });
+        };
+        let jig = match &role.jig {
+            Ok(jig) => jig,
+            Err(name) => return Err(JigError::UnknownJig { name: name.clone() }),
+        };
+        let node = node.ok_or_else(|| JigError::Staging {
+            message: format!("unknown {}", r.node),
+        })?;
+        let name = role.name.clone();
+        let cx =
+            RunContext::from_shared(cluster, r.noderole, r.attempt, name, node, role.needs_data)?;
+        Ok((jig, cx))
     }
 
     /// The entry of `role`, built on first use; `None` when the role does not exist.
@@ -619,20 +639,14 @@ impl Task {
                     noderole: r.noderole,
                 });
             }
-            let cx = match self.context(&r) {
-                Ok(cx) => cx,
+            // The jig stays borrowed from the cache for the instant path; only a task clones it.
+            let cluster = self.annealer.cluster();
+            let (jig, cx) = match self.contexts.start(cluster, &self.jigs, &r) {
+                Ok(started) => started,
                 Err(e) => {
                     self.immediate.push((r.run, Err(e)));
                     continue;
                 }
-            };
-            // The jig is borrowed for the instant path and cloned only for a task. (`context`
-            // succeeded, so the role's entry is current and has a jig.)
-            let Some(Ok(jig)) = self.contexts.jig(r.role) else {
-                let name = String::new();
-                self.immediate
-                    .push((r.run, Err(JigError::UnknownJig { name })));
-                continue;
             };
             if let Some(outcome) = jig.run_now(&cx) {
                 self.immediate.push((r.run, outcome));
@@ -645,28 +659,6 @@ impl Task {
             self.by_run.insert(run, (abort, jig, r.noderole));
         }
         Ok(())
-    }
-
-    /// The context of a run, from the caches (which then hold its role's jig); the same
-    /// errors as [`RunContext::from_cluster`] when the model lacks something.
-    fn context(&mut self, r: &RunRequest) -> Result<RunContext, JigError> {
-        let cluster = self.annealer.cluster();
-        let Some(role) = self.contexts.role(cluster, &self.jigs, r.role) else {
-            return Err(JigError::UnknownJig {
-                name: String::new(),
-            });
-        };
-        if let Err(name) = &role.jig {
-            return Err(JigError::UnknownJig { name: name.clone() });
-        }
-        let (name, needs_data) = (role.name.clone(), role.needs_data);
-        let node = self
-            .contexts
-            .node(cluster, r.node)
-            .ok_or_else(|| JigError::Staging {
-                message: format!("unknown {}", r.node),
-            })?;
-        RunContext::from_shared(cluster, r.noderole, r.attempt, name, node, needs_data)
     }
 
     fn abandon_all(&mut self) {

@@ -27,10 +27,11 @@ pub(crate) struct Links {
     pub(crate) children: Vec<NodeRoleId>,
 }
 
-/// The fields of a noderole that transitions read, in a dense table beside the rows (40 bytes
-/// against the row's 200): the state machine, the ripples and the scheduler above read these,
-/// and write only `state`, `run_count`, `cohort` and `runlog` through to the row. Kept in step
-/// with the row by the primitives below; [`Cluster::check_consistency`] compares them.
+/// The facts of a noderole, in a dense table of 40-byte entries: the only place its state, run
+/// count and cohort live (its data is in [`Cold`]), so that the state machine, the ripples and
+/// the scheduler above touch nothing else. `inactive_parents` and `has_runlog` are derived
+/// (from the parents' states and from the runlog), kept by the primitives below and checked by
+/// [`Cluster::check_consistency`].
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Hot {
     pub(crate) node: NodeId,
@@ -41,9 +42,9 @@ pub(crate) struct Hot {
     /// How many parents are not ACTIVE: the noderole is activatable when this is 0.
     pub(crate) inactive_parents: u32,
     pub(crate) state: NodeRoleState,
-    /// Whether the row exists (deleted ids keep their slot).
+    /// Whether the noderole exists (deleted ids keep their slot).
     pub(crate) present: bool,
-    /// Whether the row's runlog is not empty.
+    /// Whether its runlog (in [`Cold`]) is not empty.
     pub(crate) has_runlog: bool,
 }
 
@@ -164,10 +165,7 @@ impl<'a> NodeRoleRef<'a> {
 
     /// The user data in force: proposed while PROPOSED, else committed.
     pub fn data(&self) -> &'a Value {
-        match (self.state, self.committed_data) {
-            (NodeRoleState::Proposed, _) | (_, None) => self.proposed_data,
-            (_, Some(committed)) => committed,
-        }
+        crate::entity::data_in_force(self.state, self.proposed_data, self.committed_data)
     }
 
     /// The owned row, as a batch or a store carries it.
@@ -189,8 +187,8 @@ impl<'a> NodeRoleRef<'a> {
     }
 }
 
-/// The often-read facts of a noderole, copied out of a small dense table rather than its full
-/// row (see [`Cluster::brief`]): what a scheduler reads on every transition.
+/// The often-read facts of a noderole, copied out of a small dense table without touching its
+/// data (see [`Cluster::brief`]): what a scheduler reads on every transition.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct NodeRoleBrief {
     /// The node.
@@ -686,7 +684,7 @@ impl Cluster {
     }
 
     /// The often-read facts of a noderole (state, node, role, deployment, cohort, run count),
-    /// from a dense table of 40 bytes per noderole rather than its row. O(1).
+    /// from a dense table of 40 bytes per noderole, without touching its data. O(1).
     #[inline]
     pub fn brief(&self, id: NodeRoleId) -> Option<NodeRoleBrief> {
         let h = self.hot.get(id.index())?;
@@ -956,7 +954,7 @@ impl Cluster {
         }
     }
 
-    /// Recomputes every derived index from the rows (parents not ACTIVE, node busy counts,
+    /// Recomputes every derived index from the source facts (parents not ACTIVE, node busy counts,
     /// per-deployment state counts, the state copies beside the links) and says which one
     /// disagrees: O(graph), for tests and debugging.
     pub fn check_consistency(&self) -> Result<(), String> {

@@ -387,9 +387,24 @@ pub struct NodeRole {
 impl NodeRole {
     /// The user data in force: proposed while PROPOSED, else committed.
     pub fn data(&self) -> &Value {
-        match (&self.state, &self.committed_data) {
-            (NodeRoleState::Proposed, _) | (_, None) => &self.proposed_data,
-            (_, Some(committed)) => committed,
-        }
+        data_in_force(
+            self.state,
+            &self.proposed_data,
+            self.committed_data.as_ref(),
+        )
+    }
+}
+
+/// The user data in force for a noderole in `state`: proposed while PROPOSED (or never
+/// committed), else committed. The one rule behind [`NodeRole::data`] and
+/// [`NodeRoleRef::data`](crate::NodeRoleRef::data).
+pub(crate) fn data_in_force<'a>(
+    state: NodeRoleState,
+    proposed: &'a Value,
+    committed: Option<&'a Value>,
+) -> &'a Value {
+    match (state, committed) {
+        (NodeRoleState::Proposed, _) | (_, None) => proposed,
+        (_, Some(committed)) => committed,
     }
 }
