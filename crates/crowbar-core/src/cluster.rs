@@ -79,6 +79,15 @@ impl Hot {
         }
     }
 
+    /// TODO or ERROR under a parent that is not ACTIVE: what [`Cluster::block_children`]
+    /// blocks. Counted in [`Cluster::strays`].
+    #[inline]
+    pub(crate) fn stray(&self) -> bool {
+        self.present
+            && self.inactive_parents > 0
+            && matches!(self.state, NodeRoleState::Todo | NodeRoleState::Error)
+    }
+
     fn brief(&self) -> NodeRoleBrief {
         NodeRoleBrief {
             node: self.node,
@@ -407,6 +416,11 @@ pub struct Cluster {
     journal: Journal,
     /// A reusable stack for graph walks.
     pub(crate) scratch: Vec<NodeRoleId>,
+    /// How many noderoles are TODO or ERROR with a parent not ACTIVE ([`Hot::stray`]): none in
+    /// a graph kept by the ripples, a few after a node's death (which puts noderoles back
+    /// without ripple). While there are none, blocking below a noderole that is not ACTIVE
+    /// has nothing to find and skips its walk.
+    pub(crate) strays: u32,
     undo: Vec<Undo>,
     events: VecDeque<HookEvent>,
     pending: Pending,
@@ -480,6 +494,7 @@ impl Cluster {
             pinned: None,
             journal: Journal::default(),
             scratch: Vec::new(),
+            strays: 0,
             undo: Vec::new(),
             events: VecDeque::new(),
             pending: Pending {
@@ -963,8 +978,10 @@ impl Cluster {
         if (self.hot.len(), self.links.len()) != (self.cold.len(), self.cold.len()) {
             return Err("the noderole tables differ in length".to_owned());
         }
+        let mut strays = 0;
         for nr in self.noderoles() {
             let (l, h) = (&self.links[nr.id.index()], self.hot[nr.id.index()]);
+            strays += u32::from(h.stray());
             if h.has_runlog == nr.runlog.is_empty() {
                 return Err(format!("{}: has_runlog {}", nr.id, h.has_runlog));
             }
@@ -1000,6 +1017,12 @@ impl Cluster {
         }
         if counts != self.deployment_counts {
             return Err("per-deployment state counts disagree with the rows".to_owned());
+        }
+        if strays != self.strays {
+            return Err(format!(
+                "{strays} noderoles TODO or ERROR under a parent not ACTIVE, counter says {}",
+                self.strays
+            ));
         }
         Ok(())
     }
@@ -1584,10 +1607,12 @@ impl Cluster {
         }
         self.deployment_counts[deployment.index()][state.slot()] += 1;
         let inactive = self.hot[i].inactive_parents;
-        self.hot[i] = Hot {
-            inactive_parents: inactive,
-            ..Hot::of(&nr)
-        };
+        self.hot_mut(i, |h| {
+            *h = Hot {
+                inactive_parents: inactive,
+                ..Hot::of(&nr)
+            }
+        });
         self.cold[i] = Cold {
             proposed_data: nr.proposed_data,
             committed_data: nr.committed_data,
@@ -1608,6 +1633,16 @@ impl Cluster {
         self.undo.push(Undo::NodeRoleCreated(id));
         self.mark_nr(id, DIRTY_FULL);
         self.history(id, None, state, Cause::Bind);
+    }
+
+    /// Changes a noderole's hot fields through `f`, keeping [`Cluster::strays`] in step.
+    #[inline]
+    fn hot_mut<R>(&mut self, i: usize, f: impl FnOnce(&mut Hot) -> R) -> R {
+        let h = &mut self.hot[i];
+        let before = h.stray();
+        let r = f(h);
+        self.strays = self.strays + h.stray() as u32 - before as u32;
+        r
     }
 
     /// Removes a noderole that has no edges left (used by undo and by node deletion).
@@ -1633,10 +1668,12 @@ impl Cluster {
         self.deployment_counts[nr.deployment.index()][nr.state.slot()] -= 1;
         self.noderole_count -= 1;
         let inactive = self.hot[id.index()].inactive_parents;
-        self.hot[id.index()] = Hot {
-            inactive_parents: inactive,
-            ..Hot::default()
-        };
+        self.hot_mut(id.index(), |h| {
+            *h = Hot {
+                inactive_parents: inactive,
+                ..Hot::default()
+            }
+        });
         if !keep_slot && id.index() + 1 == self.hot.len() {
             self.cold.pop();
             self.links.pop();
@@ -1655,12 +1692,12 @@ impl Cluster {
         for c in children {
             self.links[c.index()].parents.retain(|p| *p != id);
             if !active {
-                self.hot[c.index()].inactive_parents -= 1;
+                self.hot_mut(c.index(), |h| h.inactive_parents -= 1);
             }
             self.journal_noderole(c);
         }
         self.links[id.index()] = Links::default();
-        self.hot[id.index()].inactive_parents = 0;
+        self.hot_mut(id.index(), |h| h.inactive_parents = 0);
         // Keep the slot so that ids are never reused once persisted.
         self.remove_noderole_raw(id, true);
         self.pending.deleted_noderoles.push(id);
@@ -1673,8 +1710,10 @@ impl Cluster {
         if from == to {
             return from;
         }
+        let was_stray = h.stray();
         h.state = to;
         let (node, deployment) = (h.node, h.deployment);
+        self.strays = self.strays + h.stray() as u32 - was_stray as u32;
         self.journal_noderole(id);
         let busy = |s: NodeRoleState| matches!(s, NodeRoleState::Transition | NodeRoleState::Error);
         let idx = &mut self.node_index[node.index()];
@@ -1700,6 +1739,14 @@ impl Cluster {
                     h.inactive_parents += 1;
                 }
                 if before == 0 || h.inactive_parents == 0 {
+                    // Only a change to or from 0 can change whether the child is a stray.
+                    if matches!(h.state, NodeRoleState::Todo | NodeRoleState::Error) && h.present {
+                        if is_active {
+                            self.strays -= 1;
+                        } else {
+                            self.strays += 1;
+                        }
+                    }
                     self.journal_noderole(c);
                 }
             }
@@ -1774,7 +1821,7 @@ impl Cluster {
         let active = self.state_of(parent) == NodeRoleState::Active;
         self.links[child.index()].parents.push(parent);
         if !active {
-            self.hot[child.index()].inactive_parents += 1;
+            self.hot_mut(child.index(), |h| h.inactive_parents += 1);
             self.journal_noderole(child);
         }
     }
@@ -1792,7 +1839,7 @@ impl Cluster {
         if let Some(pos) = l.parents.iter().rposition(|p| *p == parent) {
             l.parents.remove(pos);
             if !active {
-                self.hot[child.index()].inactive_parents -= 1;
+                self.hot_mut(child.index(), |h| h.inactive_parents -= 1);
                 self.journal_noderole(child);
             }
         }
