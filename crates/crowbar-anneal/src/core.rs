@@ -12,17 +12,34 @@ use crowbar_jig::{CancelReason, Outcome};
 
 use crate::AnnealError;
 use crate::queue::{CohortQueue, NodeQueue};
+use crate::runs::{Running, Runs};
 
 /// Crowbar's global cap on concurrent runs.
 pub const DEFAULT_MAX_RUNNING: usize = 10;
 
-/// Identifies one run of one noderole, from its start to its end.
+/// Identifies one run of one noderole, from its start to its end: the annealer numbers its
+/// runs from 1 in the order it starts them, and a run knows its noderole.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
-pub struct RunId(pub u64);
+pub struct RunId {
+    seq: u64,
+    noderole: NodeRoleId,
+}
+
+impl RunId {
+    /// The run's number: 1 for the annealer's first run, 2 for the next...
+    pub fn seq(self) -> u64 {
+        self.seq
+    }
+
+    /// The noderole being run.
+    pub fn noderole(self) -> NodeRoleId {
+        self.noderole
+    }
+}
 
 impl std::fmt::Display for RunId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "run#{}", self.0)
+        write!(f, "run#{}", self.seq)
     }
 }
 
@@ -163,13 +180,6 @@ pub enum Finished {
     Stale,
 }
 
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Running {
-    pub(crate) noderole: NodeRoleId,
-    pub(crate) started: Timestamp,
-    pub(crate) deadline: Option<Timestamp>,
-}
-
 const NOT_QUEUED: u32 = u32::MAX;
 
 /// A hasher for the annealer's own maps, keyed by dense ids (run and noderole numbers): one
@@ -215,9 +225,7 @@ pub struct Annealer {
     dirty_nodes: Vec<NodeId>,
     heads: CohortQueue,
     phases: Vec<Option<DeploymentPhase>>,
-    pub(crate) running: IdMap<RunId, Running>,
-    /// The run of each noderole (its `RunId` number; 0 for none), by noderole id.
-    run_of: Vec<u64>,
+    pub(crate) running: Runs,
     next_run: u64,
     failures: IdMap<NodeRoleId, u32>,
     pub(crate) retries: BTreeSet<(Timestamp, NodeRoleId)>,
@@ -267,8 +275,7 @@ impl Annealer {
             dirty_nodes: Vec::new(),
             heads: CohortQueue::default(),
             phases: Vec::new(),
-            running: IdMap::default(),
-            run_of: Vec::new(),
+            running: Runs::default(),
             next_run: 1,
             failures: IdMap::default(),
             retries: BTreeSet::new(),
@@ -393,23 +400,12 @@ impl Annealer {
 
     /// The noderole of a run in progress.
     pub fn run_noderole(&self, run: RunId) -> Option<NodeRoleId> {
-        self.running.get(&run).map(|r| r.noderole)
+        self.running.get(run).map(Running::noderole)
     }
 
     /// The run in progress for a noderole.
     pub fn run_for(&self, noderole: NodeRoleId) -> Option<RunId> {
-        match self.run_of.get(noderole.0 as usize) {
-            Some(&run) if run != 0 => Some(RunId(run)),
-            _ => None,
-        }
-    }
-
-    fn take_run_of(&mut self, noderole: NodeRoleId) -> Option<RunId> {
-        let slot = self.run_of.get_mut(noderole.0 as usize)?;
-        match std::mem::take(slot) {
-            0 => None,
-            run => Some(RunId(run)),
-        }
+        self.running.of(noderole).map(|r| r.run)
     }
 
     /// Stamps the cluster's changes until [`Annealer::unpin_time`] with its clock as read at
@@ -574,7 +570,10 @@ impl Annealer {
             }
             return;
         }
-        let run = RunId(self.next_run);
+        let run = RunId {
+            seq: self.next_run,
+            noderole: id,
+        };
         self.next_run += 1;
         let deadline = self
             .timeout_for(role)
@@ -582,22 +581,21 @@ impl Annealer {
         if let Some(d) = deadline {
             self.deadlines.insert((d, run));
         }
-        self.running.insert(
+        self.running.insert(Running {
             run,
-            Running {
-                noderole: id,
-                started: now,
-                deadline,
-            },
-        );
-        self.grow(id);
-        self.run_of[id.0 as usize] = run.0;
+            started: now,
+            deadline,
+        });
+        let failures = match self.failures.is_empty() {
+            true => 0,
+            false => self.failures.get(&id).copied().unwrap_or(0),
+        };
         runs.push(RunRequest {
             run,
             noderole: id,
             node,
             role,
-            attempt: self.failures.get(&id).copied().unwrap_or(0) + 1,
+            attempt: failures + 1,
             deadline,
         });
     }
@@ -620,14 +618,13 @@ impl Annealer {
     ) -> Finished {
         // No `absorb` here: the changes of a whole wave of results are learnt at once, at the
         // next `ready`. What must be current is read from the cluster directly.
-        let Some(r) = self.running.remove(&run) else {
+        let Some(r) = self.running.remove(run) else {
             return Finished::Stale;
         };
-        self.take_run_of(r.noderole);
         if let Some(d) = r.deadline {
             self.deadlines.remove(&(d, run));
         }
-        let id = r.noderole;
+        let id = r.noderole();
         if self.cluster.brief(id).map(|n| n.state) != Some(NodeRoleState::Transition) {
             // Moved out of TRANSITION since the run started (its node died, an operator
             // acted): the result no longer applies, and the run needs no cancelling.
@@ -697,19 +694,18 @@ impl Annealer {
                 break;
             }
             self.deadlines.pop_first();
-            let Some(r) = self.running.remove(&run) else {
+            let Some(r) = self.running.remove(run) else {
                 continue;
             };
-            self.take_run_of(r.noderole);
             self.cancels.push(Cancel {
                 run,
-                noderole: r.noderole,
+                noderole: r.noderole(),
                 reason: CancelReason::Timeout,
             });
             let limit = at.0.saturating_sub(r.started.0);
             let log = format!("timed out after {limit} ms in TRANSITION; the run was abandoned");
-            let _ = self.cluster.fail(r.noderole, Cause::Timeout, Some(log));
-            self.schedule_retry(r.noderole, true, now);
+            let _ = self.cluster.fail(r.noderole(), Cause::Timeout, Some(log));
+            self.schedule_retry(r.noderole(), true, now);
             self.absorb();
         }
         while let Some(&(at, id)) = self.retries.first() {
@@ -798,7 +794,6 @@ impl Annealer {
             let n = (i + 1).max(self.cluster.noderole_id_bound());
             self.queued.resize(n, NOT_QUEUED);
             self.queued_on.resize(n, NodeId(0));
-            self.run_of.resize(n, 0);
         }
     }
 
@@ -863,17 +858,15 @@ impl Annealer {
         };
         let (state, node) = (nr.state, nr.node);
         if state != NodeRoleState::Transition
-            && let Some(run) = self.take_run_of(id)
+            && let Some(r) = self.running.take_of(id)
         {
             // Moved out of TRANSITION under a running jig (its node died, an operator
             // acted): abandon the run.
-            if let Some(r) = self.running.remove(&run)
-                && let Some(d) = r.deadline
-            {
-                self.deadlines.remove(&(d, run));
+            if let Some(d) = r.deadline {
+                self.deadlines.remove(&(d, r.run));
             }
             self.cancels.push(Cancel {
-                run,
+                run: r.run,
                 noderole: id,
                 reason: CancelReason::NodeLost,
             });
@@ -899,10 +892,12 @@ impl Annealer {
             self.queued[i] = NOT_QUEUED;
             self.touch_node(node);
         }
-        if let Some(run) = self.take_run_of(id) {
-            self.running.remove(&run);
+        if let Some(r) = self.running.take_of(id) {
+            if let Some(d) = r.deadline {
+                self.deadlines.remove(&(d, r.run));
+            }
             self.cancels.push(Cancel {
-                run,
+                run: r.run,
                 noderole: id,
                 reason: CancelReason::NodeLost,
             });
@@ -999,6 +994,6 @@ impl Annealer {
 
     /// The start time of a run.
     pub(crate) fn run_started(&self, run: RunId) -> Option<Timestamp> {
-        self.running.get(&run).map(|r| r.started)
+        self.running.get(run).map(|r| r.started)
     }
 }

@@ -114,6 +114,7 @@ mod error;
 mod explain;
 mod plan;
 mod queue;
+mod runs;
 mod sim;
 
 pub use crate::core::{

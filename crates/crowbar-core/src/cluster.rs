@@ -1228,7 +1228,15 @@ impl Cluster {
         }
     }
 
+    #[inline]
     fn drain_hooks(&mut self) -> Result<(), CoreError> {
+        if self.events.is_empty() {
+            return Ok(());
+        }
+        self.drain_hooks_slow()
+    }
+
+    fn drain_hooks_slow(&mut self) -> Result<(), CoreError> {
         while let Some(event) = self.events.pop_front() {
             self.dispatch(event)?;
         }
@@ -1310,7 +1318,12 @@ impl Cluster {
         list
     }
 
+    #[inline]
     pub(crate) fn queue(&mut self, event: HookEvent) {
+        // No hooks registered (the common case for a bare annealer): nothing to look up.
+        if self.hooks_by_name.is_empty() {
+            return;
+        }
         let wanted = match event {
             HookEvent::Proposed(nr) | HookEvent::State(nr, _) => self
                 .brief(nr)

@@ -1,0 +1,100 @@
+//! The runs in progress: a slab as long as the most runs ever in progress at once, and, per
+//! noderole, the slot of its run. A [`RunId`] names its noderole, so finding a run, starting
+//! one and ending one are two array reads, never a hash.
+
+use crowbar_core::{NodeRoleId, Timestamp};
+
+use crate::RunId;
+
+/// A noderole id as an index (ids are dense: they index the model's own tables).
+fn index(id: NodeRoleId) -> usize {
+    id.get() as usize
+}
+
+/// One run in progress.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Running {
+    pub(crate) run: RunId,
+    pub(crate) started: Timestamp,
+    pub(crate) deadline: Option<Timestamp>,
+}
+
+impl Running {
+    pub(crate) fn noderole(&self) -> NodeRoleId {
+        self.run.noderole()
+    }
+}
+
+/// The runs in progress, at most one per noderole.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Runs {
+    /// Every slot ever used; vacant ones are listed in `free`.
+    slots: Vec<Option<Running>>,
+    free: Vec<u32>,
+    /// Per noderole id: its run's slot plus one, 0 for none.
+    of: Vec<u32>,
+    len: usize,
+}
+
+impl Runs {
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn slot_of(&self, noderole: NodeRoleId) -> Option<usize> {
+        match self.of.get(index(noderole)) {
+            Some(&s) if s != 0 => Some(s as usize - 1),
+            _ => None,
+        }
+    }
+
+    /// Records a run; its noderole must have none in progress.
+    pub(crate) fn insert(&mut self, running: Running) {
+        let i = index(running.noderole());
+        if self.of.len() <= i {
+            self.of.resize(i + 1, 0);
+        }
+        debug_assert_eq!(self.of[i], 0, "one run per noderole");
+        let slot = match self.free.pop() {
+            Some(s) => {
+                self.slots[s as usize] = Some(running);
+                s
+            }
+            None => {
+                self.slots.push(Some(running));
+                u32::try_from(self.slots.len() - 1).expect("fewer than 2^32 runs at once")
+            }
+        };
+        self.of[i] = slot + 1;
+        self.len += 1;
+    }
+
+    /// The run in progress for `noderole`.
+    pub(crate) fn of(&self, noderole: NodeRoleId) -> Option<&Running> {
+        self.slots[self.slot_of(noderole)?].as_ref()
+    }
+
+    /// The run `run`, if it is still in progress.
+    pub(crate) fn get(&self, run: RunId) -> Option<&Running> {
+        self.of(run.noderole()).filter(|r| r.run == run)
+    }
+
+    /// Ends the run in progress for `noderole`.
+    pub(crate) fn take_of(&mut self, noderole: NodeRoleId) -> Option<Running> {
+        let slot = self.slot_of(noderole)?;
+        self.of[index(noderole)] = 0;
+        self.free.push(slot as u32);
+        self.len -= 1;
+        self.slots[slot].take()
+    }
+
+    /// Ends `run`, if it is still in progress.
+    pub(crate) fn remove(&mut self, run: RunId) -> Option<Running> {
+        self.get(run)?;
+        self.take_of(run.noderole())
+    }
+}
