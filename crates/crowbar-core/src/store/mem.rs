@@ -2,9 +2,9 @@
 //!
 //! Rows live in tables indexed by their dense ids, a noderole's state, run count and cohort in a
 //! compact table of their own beside its row, and the history in one append-only list of
-//! fixed-size chunks where each entry points back at the previous entry of the same noderole:
-//! applying a state change or a history entry is O(1), touches a few bytes and never copies
-//! what is stored.
+//! the batches' own entry lists (moved in, not copied) where each entry points back at the
+//! previous entry of the same noderole: applying a state change or a history entry is O(1)
+//! and touches a few bytes.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::num::NonZeroUsize;
@@ -151,56 +151,71 @@ impl<T> Table<T> {
     }
 }
 
-/// Every history entry in the order applied, in chunks of `HISTORY_CHUNK` (so that growing
-/// never moves what is stored), each with the position of the previous entry of the same
-/// noderole; `last` holds the position of each noderole's latest entry. A position is the
-/// entry's index plus one.
+/// Every history entry in the order applied: each batch's list kept as it came (moved in,
+/// never copied, so growing never moves what is stored), with beside each entry the position
+/// of the same noderole's entry before it; `last` holds the position of each noderole's latest
+/// entry, so one noderole's history is a walk back from there. A position is the entry's
+/// index in the whole history plus one.
 #[derive(Default)]
 struct History {
-    chunks: Vec<Vec<(HistoryEntry, Option<NonZeroUsize>)>>,
+    chunks: Vec<Chunk>,
     len: usize,
     last: Table<NonZeroUsize>,
 }
 
-/// Entries per history chunk.
-const HISTORY_CHUNK: usize = 1 << 14;
+/// One batch's entries; `start` is the position of its first entry in the whole history.
+struct Chunk {
+    start: usize,
+    entries: Vec<HistoryEntry>,
+    prev: Vec<Option<NonZeroUsize>>,
+}
 
 impl History {
-    fn push(&mut self, entry: HistoryEntry) {
-        let id = entry.noderole.get();
-        let position = NonZeroUsize::MIN.saturating_add(self.len);
-        let prev = match self.last.get_mut(id) {
-            Some(last) => Some(std::mem::replace(last, position)),
-            None => {
-                self.last.insert(id, position);
-                None
-            }
-        };
-        if self.len.is_multiple_of(HISTORY_CHUNK) {
-            self.chunks.push(Vec::with_capacity(HISTORY_CHUNK));
+    /// Appends a batch's entries.
+    fn extend(&mut self, mut entries: Vec<HistoryEntry>) {
+        if entries.is_empty() {
+            return;
         }
-        let chunk = self.chunks.last_mut().expect("a chunk with room");
-        chunk.push((entry, prev));
-        self.len += 1;
+        if entries.capacity() > 2 * entries.len() {
+            // Kept for good: do not keep the room of a list sized for a bigger batch.
+            entries.shrink_to_fit();
+        }
+        let mut prev = Vec::with_capacity(entries.len());
+        for (k, entry) in entries.iter().enumerate() {
+            let id = entry.noderole.get();
+            let position = NonZeroUsize::MIN.saturating_add(self.len + k);
+            prev.push(match self.last.get_mut(id) {
+                Some(last) => Some(std::mem::replace(last, position)),
+                None => {
+                    self.last.insert(id, position);
+                    None
+                }
+            });
+        }
+        let start = self.len;
+        self.len += entries.len();
+        self.chunks.push(Chunk {
+            start,
+            entries,
+            prev,
+        });
     }
 
-    /// The entries of `noderole`, oldest first.
     fn of(&self, noderole: NodeRoleId) -> Vec<HistoryEntry> {
         let mut out = Vec::new();
         let mut at = self.last.get(noderole.get()).copied();
         while let Some(position) = at {
             let i = position.get() - 1;
-            let (entry, prev) = &self.chunks[i / HISTORY_CHUNK][i % HISTORY_CHUNK];
-            out.push(entry.clone());
-            at = *prev;
+            // The chunk holding position i: the last one starting at or before it.
+            let c = &self.chunks[self.chunks.partition_point(|c| c.start <= i) - 1];
+            out.push(c.entries[i - c.start].clone());
+            at = c.prev[i - c.start];
         }
         out.reverse();
         out
     }
 }
 
-/// The ids of the rows a batch creates, sorted on first use: a reference that is not in the
-/// store is looked up here, so a batch referring only to stored rows builds nothing.
 #[derive(Default)]
 struct BatchIds {
     ids: Option<Vec<u64>>,
@@ -344,9 +359,7 @@ impl Store for MemStore {
                 }
             }
         }
-        for h in batch.history {
-            data.history.push(h);
-        }
+        data.history.extend(batch.history);
         data.revision += 1;
         Ok(data.revision)
     }
@@ -447,16 +460,20 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn history_longer_than_a_chunk_keeps_every_entry_in_order() {
+    async fn history_over_batches_of_every_size_keeps_every_entry_in_order() {
         let store = MemStore::new();
-        let total = 2 * HISTORY_CHUNK + HISTORY_CHUNK / 2;
+        let total = 40_000;
         let mut batch = Batch::default();
+        // Batches of 1, 2, 3... 299 entries, then again, with an empty one between each.
+        let mut size = 1;
         for i in 0..total as u64 {
-            // Noderole 1 every third entry, 2 and 3 the others: chains cross every chunk end.
+            // Noderole 1 every third entry, 2 and 3 the others: chains cross every batch end.
             let nr = NodeRoleId(if i % 3 == 0 { 1 } else { 2 + i % 2 });
             batch.history.push(entry(nr, i));
-            if batch.history.len() == 1000 {
+            if batch.history.len() == size {
                 store.apply(std::mem::take(&mut batch)).await.unwrap();
+                store.apply(Batch::default()).await.unwrap();
+                size = size % 299 + 1;
             }
         }
         store.apply(batch).await.unwrap();
