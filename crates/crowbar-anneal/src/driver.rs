@@ -8,7 +8,9 @@ use crowbar_core::{
     Batch, Clock, Cluster, CoreError, HistoryEntry, NodeId, NodeRoleId, RoleId, Store, SystemClock,
     Timestamp,
 };
-use crowbar_jig::{CancelReason, Jig, JigError, JigRegistry, NodeInfo, Outcome, RunContext};
+use crowbar_jig::{
+    CancelReason, Jig, JigError, JigRegistry, NodeInfo, Outcome, RunContext, RunView,
+};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::{AbortHandle, JoinSet};
 
@@ -384,72 +386,90 @@ impl ContextCache {
         }
     }
 
-    /// The jig of a run and its context, from the cache; the same errors as
-    /// [`RunContext::from_cluster`] when the model lacks something.
-    fn start(
+    /// The run's jig, role entry and node, from entries brought up to date first; the same
+    /// errors as [`RunContext::from_cluster`] when the model lacks something (a missing jig
+    /// is reported before a missing node, as the likelier and more useful report).
+    fn entries(
         &mut self,
         cluster: &Cluster,
         jigs: &JigRegistry,
         r: &RunRequest,
-    ) -> Result<(&Arc<dyn Jig>, RunContext), JigError> {
-        // The node first, so that the role's entry can stay borrowed; its error still comes
-        // after the role's, as a missing jig is the likelier and more useful report.
-        let node = self.node(cluster, r.node);
-        let Some(role) = self.role(cluster, jigs, r.role) else {
-            return Err(JigError::UnknownJig {
+    ) -> Result<Entries<'_>, JigError> {
+        self.refresh_role(cluster, jigs, r.role);
+        self.refresh_node(cluster, r.node);
+        let generation = self.generation;
+        let role = slot(&self.roles, r.role.get())
+            .filter(|e| e.generation == generation)
+            .ok_or_else(|| JigError::UnknownJig {
                 name: String::new(),
-            });
-        };
+            })?;
         let jig = match &role.jig {
             Ok(jig) => jig,
             Err(name) => return Err(JigError::UnknownJig { name: name.clone() }),
         };
-        let node = node.ok_or_else(|| JigError::Staging {
-            message: format!("unknown {}", r.node),
-        })?;
-        let name = role.name.clone();
-        let cx =
-            RunContext::from_shared(cluster, r.noderole, r.attempt, name, node, role.needs_data)?;
-        Ok((jig, cx))
+        let node = slot(&self.nodes, r.node.get())
+            .filter(|(g, _)| *g == generation)
+            .map(|(_, info)| info)
+            .ok_or_else(|| JigError::Staging {
+                message: format!("unknown {}", r.node),
+            })?;
+        Ok(Entries { jig, role, node })
     }
 
-    /// The entry of `role`, built on first use; `None` when the role does not exist.
-    fn role(&mut self, cluster: &Cluster, jigs: &JigRegistry, role: RoleId) -> Option<&RoleEntry> {
-        let i = usize::try_from(role.get()).ok()?;
+    /// Builds the entry of `role` unless it is current (nothing when the role does not exist).
+    fn refresh_role(&mut self, cluster: &Cluster, jigs: &JigRegistry, role: RoleId) {
+        let Ok(i) = usize::try_from(role.get()) else {
+            return;
+        };
         let generation = self.generation;
-        let fresh = matches!(self.roles.get(i), Some(Some(e)) if e.generation == generation);
-        if !fresh {
-            let row = cluster.role(role)?;
-            let jig = jigs.get(&row.jig).cloned().ok_or_else(|| row.jig.clone());
-            let needs_data = jig.as_ref().is_ok_and(|j| j.needs_data());
-            if self.roles.len() <= i {
-                self.roles.resize_with(i + 1, || None);
-            }
-            self.roles[i] = Some(RoleEntry {
-                generation,
-                jig,
-                needs_data,
-                name: Arc::from(row.name.as_str()),
-            });
+        if matches!(self.roles.get(i), Some(Some(e)) if e.generation == generation) {
+            return;
         }
-        self.roles[i].as_ref()
+        let Some(row) = cluster.role(role) else {
+            return;
+        };
+        let jig = jigs.get(&row.jig).cloned().ok_or_else(|| row.jig.clone());
+        let needs_data = jig.as_ref().is_ok_and(|j| j.needs_data());
+        if self.roles.len() <= i {
+            self.roles.resize_with(i + 1, || None);
+        }
+        self.roles[i] = Some(RoleEntry {
+            generation,
+            jig,
+            needs_data,
+            name: Arc::from(row.name.as_str()),
+        });
     }
 
-    /// What runs on `node` see of it, built on first use; `None` when the node does not exist.
-    fn node(&mut self, cluster: &Cluster, node: NodeId) -> Option<Arc<NodeInfo>> {
-        let i = usize::try_from(node.get()).ok()?;
-        match self.nodes.get(i) {
-            Some(Some((generation, info))) if *generation == self.generation => Some(info.clone()),
-            _ => {
-                let info = Arc::new(NodeInfo::from_node(cluster.node(node)?));
-                if self.nodes.len() <= i {
-                    self.nodes.resize_with(i + 1, || None);
-                }
-                self.nodes[i] = Some((self.generation, info.clone()));
-                Some(info)
-            }
+    /// Builds what runs on `node` see of it unless it is current (nothing when the node does
+    /// not exist).
+    fn refresh_node(&mut self, cluster: &Cluster, node: NodeId) {
+        let Ok(i) = usize::try_from(node.get()) else {
+            return;
+        };
+        if matches!(self.nodes.get(i), Some(Some((g, _))) if *g == self.generation) {
+            return;
         }
+        let Some(row) = cluster.node(node) else {
+            return;
+        };
+        if self.nodes.len() <= i {
+            self.nodes.resize_with(i + 1, || None);
+        }
+        self.nodes[i] = Some((self.generation, Arc::new(NodeInfo::from_node(row))));
     }
+}
+
+/// What a run needs from the cache, borrowed.
+struct Entries<'a> {
+    jig: &'a Arc<dyn Jig>,
+    role: &'a RoleEntry,
+    node: &'a Arc<NodeInfo>,
+}
+
+/// The entry at an id in one of the cache's tables.
+fn slot<T>(slots: &[Option<T>], id: u64) -> Option<&T> {
+    slots.get(usize::try_from(id).ok()?)?.as_ref()
 }
 
 impl Task {
@@ -639,19 +659,43 @@ impl Task {
                     noderole: r.noderole,
                 });
             }
-            // The jig stays borrowed from the cache for the instant path; only a task clones it.
+            // The jig, role name and node stay borrowed from the cache for the instant path;
+            // only a run that goes to a task gets a context of its own.
             let cluster = self.annealer.cluster();
-            let (jig, cx) = match self.contexts.start(cluster, &self.jigs, &r) {
-                Ok(started) => started,
+            let Entries { jig, role, node } = match self.contexts.entries(cluster, &self.jigs, &r) {
+                Ok(entries) => entries,
                 Err(e) => {
                     self.immediate.push((r.run, Err(e)));
                     continue;
                 }
             };
-            if let Some(outcome) = jig.run_now(&cx) {
+            let view = RunView {
+                noderole: r.noderole,
+                role: &role.name,
+                node,
+                run_count: cluster.brief(r.noderole).map_or(0, |b| b.run_count),
+                attempt: r.attempt,
+            };
+            if let Some(outcome) = jig.run_now(view) {
                 self.immediate.push((r.run, outcome));
                 continue;
             }
+            let (name, node) = (role.name.clone(), node.clone());
+            let cx = RunContext::from_shared(
+                cluster,
+                r.noderole,
+                r.attempt,
+                name,
+                node,
+                role.needs_data,
+            );
+            let cx = match cx {
+                Ok(cx) => cx,
+                Err(e) => {
+                    self.immediate.push((r.run, Err(e)));
+                    continue;
+                }
+            };
             let (run, jig) = (r.run, jig.clone());
             let j = jig.clone();
             let abort = self.tasks.spawn(async move { (run, j.run(cx).await) });

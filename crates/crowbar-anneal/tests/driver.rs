@@ -15,7 +15,7 @@ use crowbar_core::{
     Cause, Cluster, MemStore, NodeId, NodeRoleId, NodeRoleState, NodeSpec, RetryPolicy, RoleFlag,
     RoleSpec, SqliteStore, Store,
 };
-use crowbar_jig::{Jig, JigOutput, JigRegistry, Outcome, RunContext};
+use crowbar_jig::{Jig, JigOutput, JigRegistry, Outcome, RunContext, RunView};
 use serde_json::json;
 
 fn cluster() -> Cluster {
@@ -452,14 +452,14 @@ struct Seen(Mutex<Vec<(String, String, Option<std::net::IpAddr>)>>);
 #[async_trait]
 impl Jig for Seen {
     async fn run(&self, cx: RunContext) -> Outcome {
-        self.run_now(&cx).unwrap()
+        self.run_now(cx.view()).unwrap()
     }
 
     fn needs_data(&self) -> bool {
         false
     }
 
-    fn run_now(&self, cx: &RunContext) -> Option<Outcome> {
+    fn run_now(&self, cx: RunView<'_>) -> Option<Outcome> {
         let seen = (cx.role.to_string(), cx.node.alias.clone(), cx.node.address);
         self.0.lock().unwrap().push(seen);
         Some(Ok(JigOutput::empty()))

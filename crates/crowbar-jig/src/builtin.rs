@@ -5,7 +5,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::json;
 
-use crate::{Jig, JigError, JigOutput, Outcome, RunContext};
+use crate::{Jig, JigError, JigOutput, Outcome, RunContext, RunView};
 
 /// Crowbar's `noop` jig: succeeds at once, reports nothing, needs no data.
 ///
@@ -14,7 +14,7 @@ use crate::{Jig, JigError, JigOutput, Outcome, RunContext};
 /// # use crowbar_core::{Fqdn, NodeId, NodeRoleId};
 /// # let node = NodeInfo::new(NodeId(1), Fqdn::new("n1.example.com")?);
 /// let cx = RunContext::new(NodeRoleId(1), "ntp", node);
-/// assert_eq!(NoopJig.run_now(&cx), Some(Ok(JigOutput::empty())));
+/// assert_eq!(NoopJig.run_now(cx.view()), Some(Ok(JigOutput::empty())));
 /// # Ok::<(), crowbar_core::CoreError>(())
 /// ```
 #[derive(Clone, Copy, Debug, Default)]
@@ -30,7 +30,7 @@ impl Jig for NoopJig {
         false
     }
 
-    fn run_now(&self, _cx: &RunContext) -> Option<Outcome> {
+    fn run_now(&self, _cx: RunView<'_>) -> Option<Outcome> {
         Some(Ok(JigOutput::empty()))
     }
 }

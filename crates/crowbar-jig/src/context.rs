@@ -89,7 +89,35 @@ pub struct RunContext {
     pub data: Value,
 }
 
+/// What [`Jig::run_now`](crate::Jig::run_now) sees of a run: the facts of its [`RunContext`]
+/// without the data, borrowed from the annealer's caches, so that asking an instant jig costs
+/// no allocation and no reference count.
+#[derive(Clone, Copy, PartialEq, Debug)]
+pub struct RunView<'a> {
+    /// The noderole being run.
+    pub noderole: NodeRoleId,
+    /// Its role's name.
+    pub role: &'a str,
+    /// Its node.
+    pub node: &'a NodeInfo,
+    /// How many runs of this noderole completed before (its `run_count`).
+    pub run_count: u32,
+    /// Which attempt this is since the last success: 1, then 2 on the first retry...
+    pub attempt: u32,
+}
+
 impl RunContext {
+    /// The context's facts, borrowed, as [`Jig::run_now`](crate::Jig::run_now) sees them.
+    pub fn view(&self) -> RunView<'_> {
+        RunView {
+            noderole: self.noderole,
+            role: &self.role,
+            node: &self.node,
+            run_count: self.run_count,
+            attempt: self.attempt,
+        }
+    }
+
     /// A context by hand, for tests and for embedders that run jigs themselves.
     pub fn new(
         noderole: NodeRoleId,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use crowbar_core::NodeRoleId;
 
-use crate::{Outcome, RunContext};
+use crate::{Outcome, RunContext, RunView};
 
 /// Why the annealer gave up on a run before it ended.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -62,10 +62,10 @@ pub trait Jig: Send + Sync {
         true
     }
 
-    /// A synchronous fast path: a jig that can finish at once returns `Some(outcome)` and the
-    /// annealer applies it without spawning a task. The default is `None` (always call
-    /// [`Jig::run`]).
-    fn run_now(&self, cx: &RunContext) -> Option<Outcome> {
+    /// A synchronous fast path, asked first: a jig that can finish at once, from the run's
+    /// facts alone, returns `Some(outcome)` and the annealer applies it without building a
+    /// [`RunContext`] or spawning a task. `None` (the default) sends the run to [`Jig::run`].
+    fn run_now(&self, cx: RunView<'_>) -> Option<Outcome> {
         let _ = cx;
         None
     }
