@@ -26,6 +26,10 @@ pub struct RunId {
 }
 
 impl RunId {
+    pub(crate) fn new(seq: u64, noderole: NodeRoleId) -> RunId {
+        RunId { seq, noderole }
+    }
+
     /// The run's number: 1 for the annealer's first run, 2 for the next...
     pub fn seq(self) -> u64 {
         self.seq
@@ -182,7 +186,7 @@ pub enum Finished {
 
 const NOT_QUEUED: u32 = u32::MAX;
 
-/// A hasher for the annealer's own maps, keyed by dense ids (run and noderole numbers): one
+/// A hasher for the annealer's own maps, keyed by noderole ids (failures, retries): one
 /// multiply, instead of SipHash, whose resistance to chosen keys ids do not need.
 #[derive(Clone, Copy, Default)]
 pub(crate) struct IdHasher(u64);
@@ -570,10 +574,7 @@ impl Annealer {
             }
             return;
         }
-        let run = RunId {
-            seq: self.next_run,
-            noderole: id,
-        };
+        let run = RunId::new(self.next_run, id);
         self.next_run += 1;
         let deadline = self
             .timeout_for(role)
@@ -586,9 +587,11 @@ impl Annealer {
             started: now,
             deadline,
         });
-        let failures = match self.failures.is_empty() {
-            true => 0,
-            false => self.failures.get(&id).copied().unwrap_or(0),
+        // Failures are rare: do not hash for every run.
+        let failures = if self.failures.is_empty() {
+            0
+        } else {
+            self.failures.get(&id).copied().unwrap_or(0)
         };
         runs.push(RunRequest {
             run,

@@ -98,3 +98,52 @@ impl Runs {
         self.take_of(run.noderole())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(seq: u64, noderole: u64) -> Running {
+        Running {
+            run: RunId::new(seq, NodeRoleId(noderole)),
+            started: Timestamp(seq),
+            deadline: None,
+        }
+    }
+
+    #[test]
+    fn runs_are_found_by_id_and_by_noderole_and_slots_are_reused() {
+        let mut runs = Runs::default();
+        runs.insert(run(1, 7));
+        runs.insert(run(2, 3));
+        assert_eq!(runs.len(), 2);
+        assert_eq!(
+            runs.get(RunId::new(1, NodeRoleId(7))).unwrap().started,
+            Timestamp(1)
+        );
+        assert_eq!(
+            runs.of(NodeRoleId(3)).unwrap().run,
+            RunId::new(2, NodeRoleId(3))
+        );
+        assert!(runs.of(NodeRoleId(4)).is_none());
+        assert!(runs.of(NodeRoleId(1_000)).is_none(), "past the table's end");
+        // Ending a run frees its slot for the next one; the old id no longer matches.
+        assert_eq!(
+            runs.remove(RunId::new(1, NodeRoleId(7))).unwrap().started,
+            Timestamp(1)
+        );
+        assert!(runs.remove(RunId::new(1, NodeRoleId(7))).is_none());
+        runs.insert(run(3, 7));
+        assert_eq!(runs.slots.len(), 2, "the freed slot was reused");
+        assert!(
+            runs.get(RunId::new(1, NodeRoleId(7))).is_none(),
+            "a stale id of the noderole"
+        );
+        assert!(runs.remove(RunId::new(1, NodeRoleId(7))).is_none());
+        assert_eq!(runs.len(), 2);
+        assert_eq!(runs.take_of(NodeRoleId(7)).unwrap().run.seq(), 3);
+        assert_eq!(runs.take_of(NodeRoleId(3)).unwrap().run.seq(), 2);
+        assert!(runs.is_empty());
+        assert!(runs.take_of(NodeRoleId(3)).is_none());
+    }
+}
