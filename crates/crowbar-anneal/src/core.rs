@@ -744,9 +744,7 @@ impl Annealer {
     /// An operator's retry of a noderole in ERROR (Crowbar's `todo!`).
     pub fn handle_retry(&mut self, noderole: NodeRoleId) -> Result<(), AnnealError> {
         self.update(|c| c.retry(noderole, Cause::Operator))?;
-        if let Some(at) = self.retry_at.remove(&noderole) {
-            self.retries.remove(&(at, noderole));
-        }
+        self.drop_retry(noderole);
         self.failures.remove(&noderole);
         Ok(())
     }
@@ -860,25 +858,13 @@ impl Annealer {
             return;
         };
         let (state, node) = (nr.state, nr.node);
-        if state != NodeRoleState::Transition
-            && let Some(r) = self.running.take_of(id)
-        {
+        if state != NodeRoleState::Transition {
             // Moved out of TRANSITION under a running jig (its node died, an operator
             // acted): abandon the run.
-            if let Some(d) = r.deadline {
-                self.deadlines.remove(&(d, r.run));
-            }
-            self.cancels.push(Cancel {
-                run: r.run,
-                noderole: id,
-                reason: CancelReason::NodeLost,
-            });
+            self.abandon_run(id);
         }
-        if state != NodeRoleState::Error
-            && !self.retry_at.is_empty()
-            && let Some(at) = self.retry_at.remove(&id)
-        {
-            self.retries.remove(&(at, id));
+        if state != NodeRoleState::Error && !self.retry_at.is_empty() {
+            self.drop_retry(id);
         }
         // Its node may have become busy or idle.
         self.touch_node(node);
@@ -895,6 +881,12 @@ impl Annealer {
             self.queued[i] = NOT_QUEUED;
             self.touch_node(node);
         }
+        self.abandon_run(id);
+        self.drop_retry(id);
+    }
+
+    /// Ends the run of `id` in progress, if any, and asks the driver to cancel it.
+    fn abandon_run(&mut self, id: NodeRoleId) {
         if let Some(r) = self.running.take_of(id) {
             if let Some(d) = r.deadline {
                 self.deadlines.remove(&(d, r.run));
@@ -905,6 +897,10 @@ impl Annealer {
                 reason: CancelReason::NodeLost,
             });
         }
+    }
+
+    /// Drops the retry scheduled for `id`, if any.
+    fn drop_retry(&mut self, id: NodeRoleId) {
         if let Some(at) = self.retry_at.remove(&id) {
             self.retries.remove(&(at, id));
         }

@@ -969,9 +969,9 @@ impl Cluster {
         }
     }
 
-    /// Recomputes every derived index from the source facts (parents not ACTIVE, node busy counts,
-    /// per-deployment state counts, the state copies beside the links) and says which one
-    /// disagrees: O(graph), for tests and debugging.
+    /// Recomputes every derived index from the source facts (parents not ACTIVE, whether a
+    /// runlog is set, node busy counts and flag copies, per-deployment state counts, the count
+    /// of strays) and says which one disagrees: O(graph), for tests and debugging.
     pub fn check_consistency(&self) -> Result<(), String> {
         let mut busy = vec![0u32; self.node_index.len()];
         let mut counts = vec![[0u32; 6]; self.deployment_counts.len()];
@@ -1210,6 +1210,7 @@ impl Cluster {
             }
             Undo::NodeRoleCreated(id) => self.remove_noderole_raw(id, false),
             Undo::State(id, state, run_count) => {
+                self.journal_noderole(id);
                 self.set_state_raw(id, state);
                 self.hot[id.index()].run_count = run_count;
             }
@@ -1718,16 +1719,17 @@ impl Cluster {
 
     /// Sets a noderole's state, keeping every counter in step. Returns the old state.
     fn set_state_raw(&mut self, id: NodeRoleId, to: NodeRoleState) -> NodeRoleState {
-        let h = &mut self.hot[id.index()];
-        let from = h.state;
+        let Hot {
+            state: from,
+            node,
+            deployment,
+            ..
+        } = self.hot[id.index()];
         if from == to {
             return from;
         }
-        let was_stray = h.stray();
-        h.state = to;
-        let (node, deployment) = (h.node, h.deployment);
-        self.strays = self.strays + h.stray() as u32 - was_stray as u32;
-        self.journal_noderole(id);
+        // The noderole itself is journaled by its callers' dirty mark (or the undo step).
+        self.hot_mut(id.index(), |h| h.state = to);
         let busy = |s: NodeRoleState| matches!(s, NodeRoleState::Transition | NodeRoleState::Error);
         let idx = &mut self.node_index[node.index()];
         if busy(from) {
@@ -1744,22 +1746,17 @@ impl Cluster {
         if was_active != is_active {
             let children = std::mem::take(&mut self.links[id.index()].children);
             for &c in &children {
-                let h = &mut self.hot[c.index()];
-                let before = h.inactive_parents;
-                if is_active {
-                    h.inactive_parents -= 1;
-                } else {
-                    h.inactive_parents += 1;
-                }
-                if before == 0 || h.inactive_parents == 0 {
-                    // Only a change to or from 0 can change whether the child is a stray.
-                    if matches!(h.state, NodeRoleState::Todo | NodeRoleState::Error) && h.present {
-                        if is_active {
-                            self.strays -= 1;
-                        } else {
-                            self.strays += 1;
-                        }
+                let (before, after) = self.hot_mut(c.index(), |h| {
+                    let before = h.inactive_parents;
+                    if is_active {
+                        h.inactive_parents -= 1;
+                    } else {
+                        h.inactive_parents += 1;
                     }
+                    (before, h.inactive_parents)
+                });
+                if before == 0 || after == 0 {
+                    // Its activatability changed.
                     self.journal_noderole(c);
                 }
             }
