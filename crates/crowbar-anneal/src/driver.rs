@@ -386,9 +386,10 @@ impl ContextCache {
         }
     }
 
-    /// The run's jig, role entry and node, from entries brought up to date first; the same
-    /// errors as [`RunContext::from_cluster`] when the model lacks something (a missing jig
-    /// is reported before a missing node, as the likelier and more useful report).
+    /// The run's jig, role entry and node, from entries brought up to date first. A missing
+    /// role or jig is [`JigError::UnknownJig`] (named when the role names one), a missing node
+    /// [`JigError::Staging`]; the jig is checked first, as the likelier and more useful
+    /// report.
     fn entries(
         &mut self,
         cluster: &Cluster,

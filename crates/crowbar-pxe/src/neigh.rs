@@ -48,7 +48,10 @@ pub trait Neighbours: Send {
 pub struct NetlinkNeighbours {
     socket: Socket,
     seq: u32,
+    /// Replies read.
     buf: Vec<u8>,
+    /// The request being sent (kept: `seed` runs on the packet path).
+    out: Vec<u8>,
 }
 
 impl NetlinkNeighbours {
@@ -69,6 +72,7 @@ impl NetlinkNeighbours {
             socket,
             seq: 0,
             buf: Vec::with_capacity(8192),
+            out: Vec::new(),
         })
     }
 
@@ -79,9 +83,10 @@ impl NetlinkNeighbours {
         packet.header.flags = flags;
         packet.header.sequence_number = self.seq;
         packet.finalize();
-        let mut bytes = vec![0u8; packet.buffer_len()];
-        packet.serialize(&mut bytes);
-        self.socket.send(&bytes, 0)?;
+        self.out.clear();
+        self.out.resize(packet.buffer_len(), 0);
+        packet.serialize(&mut self.out);
+        self.socket.send(&self.out, 0)?;
         Ok(self.seq)
     }
 

@@ -375,8 +375,7 @@ impl DhcpService {
 
     async fn process(&mut self, server: &mut Server, msg: Inbound) {
         if let Some(out) = self.answer(server, msg.listener, msg.from, &msg.bytes) {
-            let sock = self.sockets[msg.listener].0.clone();
-            self.send(&sock, server, out).await;
+            self.send(&self.sockets[msg.listener].0, server, out).await;
         }
     }
 
