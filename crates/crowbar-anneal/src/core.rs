@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 
 use crowbar_core::{
-    Batch, Cause, Changes, Cluster, CoreError, DeploymentId, DeploymentPhase, NodeId, NodeRoleId,
-    NodeRoleState, RoleFlag, RoleId, RunResult, Timestamp,
+    Batch, Cause, Changes, Cluster, CoreError, DeploymentId, DeploymentPhase, NodeId,
+    NodeRoleBrief, NodeRoleId, NodeRoleState, RoleFlag, RoleId, RunResult, Timestamp,
 };
 use crowbar_jig::{CancelReason, Outcome};
 
@@ -267,6 +267,10 @@ impl Annealer {
                 what: "max_running must be at least 1",
             });
         }
+        let running = Runs::with_capacity(
+            config.max_running.min(cluster.noderole_count()),
+            cluster.noderole_id_bound(),
+        );
         let mut a = Annealer {
             cluster,
             config,
@@ -279,7 +283,7 @@ impl Annealer {
             dirty_nodes: Vec::new(),
             heads: CohortQueue::default(),
             phases: Vec::new(),
-            running: Runs::default(),
+            running,
             next_run: 1,
             failures: IdMap::default(),
             retries: BTreeSet::new(),
@@ -493,7 +497,14 @@ impl Annealer {
         if self.awaiting_advance {
             return Ready::default();
         }
-        let mut runs = Vec::new();
+        // At most one run per node with a head, under the cap: sized once, not grown by
+        // doubling through a wave of a thousand.
+        let room = self.config.max_running.saturating_sub(self.running.len());
+        let mut runs = Vec::with_capacity(if self.paused {
+            0
+        } else {
+            room.min(self.heads.len())
+        });
         self.pin_time(now);
         let mut picks = std::mem::take(&mut self.picks);
         while !self.paused && self.running.len() < self.config.max_running {
@@ -868,7 +879,7 @@ impl Annealer {
         }
         // Its node may have become busy or idle.
         self.touch_node(node);
-        self.reevaluate(id);
+        self.requeue(id, nr);
     }
 
     fn forget(&mut self, id: NodeRoleId) {
@@ -908,9 +919,13 @@ impl Annealer {
 
     /// Puts the noderole in or out of its node's queue.
     fn reevaluate(&mut self, id: NodeRoleId) {
-        let Some(nr) = self.cluster.brief(id) else {
-            return;
-        };
+        if let Some(nr) = self.cluster.brief(id) {
+            self.requeue(id, nr);
+        }
+    }
+
+    /// [`Annealer::reevaluate`] with the noderole's facts already read.
+    fn requeue(&mut self, id: NodeRoleId, nr: NodeRoleBrief) {
         let want = if nr.state == NodeRoleState::Todo
             && self.committed(nr.deployment)
             && self.cluster.is_activatable(id)
@@ -947,6 +962,7 @@ impl Annealer {
         self.touch_node(node);
     }
 
+    #[inline]
     fn touch_node(&mut self, node: NodeId) {
         self.grow_node(node);
         let i = node.0 as usize;

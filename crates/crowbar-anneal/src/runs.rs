@@ -37,6 +37,17 @@ pub(crate) struct Runs {
 }
 
 impl Runs {
+    /// Room for `runs` runs at once among `noderoles` noderole ids, so that the first waves
+    /// do not grow the tables by doubling.
+    pub(crate) fn with_capacity(runs: usize, noderoles: usize) -> Runs {
+        Runs {
+            slots: Vec::with_capacity(runs),
+            free: Vec::with_capacity(runs),
+            of: vec![0; noderoles],
+            len: 0,
+        }
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.len
     }

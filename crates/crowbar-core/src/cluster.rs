@@ -336,6 +336,8 @@ struct Pending {
     deleted_nodes: Vec<NodeId>,
     records: Vec<RecordChange>,
     history: Vec<HistoryEntry>,
+    /// The length of the history list the last batch took.
+    last_history_len: usize,
 }
 
 #[derive(Clone, Copy)]
@@ -898,15 +900,16 @@ impl Cluster {
                 });
             }
         }
-        fn take_sized<T>(v: &mut Vec<T>) -> Vec<T> {
-            let next = Vec::with_capacity(v.len());
-            std::mem::replace(v, next)
-        }
         batch.edges = std::mem::take(&mut p.edges);
         batch.deleted_noderoles = std::mem::take(&mut p.deleted_noderoles);
         batch.deleted_nodes = std::mem::take(&mut p.deleted_nodes);
         batch.records = std::mem::take(&mut p.records);
-        batch.history = take_sized(&mut p.history);
+        // Waves alternate between starts and finishes (a finish also unblocks children):
+        // room for the larger of the last two, so that neither kind grows its list.
+        let len = p.history.len();
+        let next = Vec::with_capacity(len.max(p.last_history_len));
+        p.last_history_len = len;
+        batch.history = std::mem::replace(&mut p.history, next);
         batch
     }
 
@@ -1414,6 +1417,7 @@ impl Cluster {
         })
     }
 
+    #[inline]
     fn mark_nr(&mut self, id: NodeRoleId, flag: u8) {
         self.journal_noderole(id);
         let i = id.index();
@@ -1427,6 +1431,7 @@ impl Cluster {
         *f |= flag;
     }
 
+    #[inline]
     pub(crate) fn history(
         &mut self,
         id: NodeRoleId,
@@ -1718,6 +1723,7 @@ impl Cluster {
     }
 
     /// Sets a noderole's state, keeping every counter in step. Returns the old state.
+    #[inline]
     fn set_state_raw(&mut self, id: NodeRoleId, to: NodeRoleState) -> NodeRoleState {
         let Hot {
             state: from,
@@ -1788,7 +1794,8 @@ impl Cluster {
         self.mark_nr(id, DIRTY_STATE);
         if from != to {
             self.history(id, Some(from), to, cause);
-            if hooks && self.deployment_committed(h.deployment) {
+            // Hooks first: with none registered, the deployment is not looked up.
+            if hooks && !self.hooks_by_name.is_empty() && self.deployment_committed(h.deployment) {
                 self.queue(HookEvent::State(id, to));
             }
         }

@@ -176,8 +176,9 @@ impl History {
         if entries.is_empty() {
             return;
         }
-        if entries.capacity() > 2 * entries.len() {
-            // Kept for good: do not keep the room of a list sized for a bigger batch.
+        if entries.capacity() - entries.len() > entries.len() / 4 {
+            // Kept for good: do not keep the room of a list sized for a bigger batch (shrinking
+            // in place, the allocator does not copy).
             entries.shrink_to_fit();
         }
         let mut prev = Vec::with_capacity(entries.len());
