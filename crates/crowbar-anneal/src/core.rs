@@ -585,6 +585,11 @@ impl Annealer {
             }
             return;
         }
+        // The core knows what this start changed (its noderole is TRANSITION, out of its
+        // queue; its node was touched): unless a hook changed more, nothing to read back.
+        if self.cluster.brief(id).map(|b| b.state) == Some(NodeRoleState::Transition) {
+            self.cluster.unlist_last_change(id);
+        }
         let run = RunId::new(self.next_run, id);
         self.next_run += 1;
         let deadline = self
@@ -663,6 +668,7 @@ impl Annealer {
                     if !self.failures.is_empty() {
                         self.failures.remove(&id);
                     }
+                    self.settle_active(id);
                     Finished::Succeeded
                 }
                 Err(e) => {
@@ -836,6 +842,8 @@ impl Annealer {
     /// Takes the cluster's change journal and updates the queues from it: O(changes).
     pub(crate) fn absorb(&mut self) {
         if !self.cluster.has_changes() {
+            // Nodes the core touched itself (see `settle_active`) still need their heads.
+            self.refresh_nodes();
             return;
         }
         let mut changes = std::mem::take(&mut self.changes);
@@ -894,6 +902,22 @@ impl Annealer {
         }
         self.abandon_run(id);
         self.drop_retry(id);
+    }
+
+    /// After a success the core applied itself: when `id` is ACTIVE and the latest entry of
+    /// the change journal, does here what reading it back would (its node is free again; no
+    /// retry is due; an ACTIVE noderole is in no queue and has no run) and drops the entry.
+    fn settle_active(&mut self, id: NodeRoleId) {
+        let Some(nr) = self.cluster.brief(id) else {
+            return;
+        };
+        if nr.state == NodeRoleState::Active && self.cluster.unlist_last_change(id) {
+            if !self.retry_at.is_empty() {
+                self.drop_retry(id);
+            }
+            debug_assert!(!self.is_queued(id) && self.running.of(id).is_none());
+            self.touch_node(nr.node);
+        }
     }
 
     /// Ends the run of `id` in progress, if any, and asks the driver to cancel it.

@@ -46,7 +46,14 @@ pub(crate) struct Hot {
     pub(crate) present: bool,
     /// Whether its runlog (in [`Cold`]) is not empty.
     pub(crate) has_runlog: bool,
+    /// Bookkeeping bits: [`DIRTY_STATE`] and [`DIRTY_FULL`] (changed since the last batch:
+    /// listed in `Pending::nr_list`), [`LISTED`] (in the change journal). Kept here rather
+    /// than in tables of their own, so that a state change touches one entry.
+    pub(crate) marks: u8,
 }
+
+// Hot entries stay 40 bytes (8 to a 5-line block): keep an eye on it when adding fields.
+const _: () = assert!(std::mem::size_of::<Hot>() == 40);
 
 impl Default for Hot {
     fn default() -> Self {
@@ -60,6 +67,7 @@ impl Default for Hot {
             state: NodeRoleState::Proposed,
             present: false,
             has_runlog: false,
+            marks: 0,
         }
     }
 }
@@ -76,6 +84,7 @@ impl Hot {
             state: nr.state,
             present: true,
             has_runlog: !nr.runlog.is_empty(),
+            marks: 0,
         }
     }
 
@@ -274,13 +283,17 @@ impl Changes {
 #[derive(Default)]
 struct Journal {
     on: bool,
+    /// A noderole in `changes.noderoles` has [`LISTED`] in its marks.
     changes: Changes,
-    /// Whether a noderole is in `changes.noderoles` already.
-    listed: Vec<bool>,
 }
 
+/// In [`Hot::marks`]: the noderole's state or counters changed since the last batch.
 const DIRTY_STATE: u8 = 1;
+/// In [`Hot::marks`]: its data changed since the last batch (the batch carries the row).
 const DIRTY_FULL: u8 = 2;
+const DIRTY: u8 = DIRTY_STATE | DIRTY_FULL;
+/// In [`Hot::marks`]: it is listed in the change journal.
+const LISTED: u8 = 4;
 
 /// Which data slot of a noderole.
 #[derive(Clone, Copy, Debug)]
@@ -329,7 +342,7 @@ struct Pending {
     roles: Vec<RoleId>,
     deployments: Vec<DeploymentId>,
     deployment_roles: Vec<(DeploymentId, RoleId)>,
-    nr_flags: Vec<u8>,
+    /// The noderoles marked [`DIRTY`] since the last batch.
     nr_list: Vec<NodeRoleId>,
     edges: Vec<Edge>,
     deleted_noderoles: Vec<NodeRoleId>,
@@ -499,10 +512,7 @@ impl Cluster {
             strays: 0,
             undo: Vec::new(),
             events: VecDeque::new(),
-            pending: Pending {
-                nr_flags: vec![0],
-                ..Pending::default()
-            },
+            pending: Pending::default(),
             noderole_count: 0,
             loaded_records: Vec::new(),
         }
@@ -547,10 +557,7 @@ impl Cluster {
         }
         c.refresh_role_index();
         c.loaded_records = snapshot.records;
-        c.pending = Pending {
-            nr_flags: vec![0; c.hot.len()],
-            ..Pending::default()
-        };
+        c.pending = Pending::default();
         Ok(c)
     }
 }
@@ -883,10 +890,15 @@ impl Cluster {
         // one, instead of growing them from nothing by doubling every time.
         batch.states.reserve(p.nr_list.len());
         for id in p.nr_list.drain(..) {
-            let flags = std::mem::take(&mut p.nr_flags[id.index()]);
-            let Some(h) = self.hot.get(id.index()).filter(|h| h.present) else {
+            let Some(h) = self.hot.get_mut(id.index()) else {
                 continue;
             };
+            let flags = h.marks & DIRTY;
+            h.marks &= !DIRTY;
+            if !h.present {
+                continue;
+            }
+            let h = &*h;
             if flags & DIRTY_FULL != 0 {
                 batch
                     .noderoles
@@ -920,7 +932,9 @@ impl Cluster {
         let j = &mut self.journal;
         j.on = on;
         for id in j.changes.noderoles.drain(..) {
-            j.listed[id.index()] = false;
+            if let Some(h) = self.hot.get_mut(id.index()) {
+                h.marks &= !LISTED;
+            }
         }
         j.changes.clear();
     }
@@ -938,8 +952,25 @@ impl Cluster {
         into.clear();
         std::mem::swap(into, &mut self.journal.changes);
         for id in &into.noderoles {
-            self.journal.listed[id.index()] = false;
+            if let Some(h) = self.hot.get_mut(id.index()) {
+                h.marks &= !LISTED;
+            }
         }
+    }
+
+    /// Drops `id` from the change journal if it is the latest entry, and says whether it did:
+    /// for a follower that made that change itself and has already accounted for it (the
+    /// annealer, for the run it just started), so that it does not read it back. Entries
+    /// made after it (by hooks, say) keep it listed.
+    #[inline]
+    pub fn unlist_last_change(&mut self, id: NodeRoleId) -> bool {
+        let j = &mut self.journal;
+        if j.changes.noderoles.last() != Some(&id) {
+            return false;
+        }
+        j.changes.noderoles.pop();
+        self.hot[id.index()].marks &= !LISTED;
+        true
     }
 
     #[inline]
@@ -948,12 +979,9 @@ impl Cluster {
         if !j.on {
             return;
         }
-        let i = id.index();
-        if j.listed.len() <= i {
-            j.listed.resize(i + 1, false);
-        }
-        if !j.listed[i] {
-            j.listed[i] = true;
+        let h = &mut self.hot[id.index()];
+        if h.marks & LISTED == 0 {
+            h.marks |= LISTED;
             j.changes.noderoles.push(id);
         }
     }
@@ -1143,8 +1171,8 @@ impl Cluster {
         p.deployments.truncate(mark.deployments);
         p.deployment_roles.truncate(mark.deployment_roles);
         for id in p.nr_list.drain(mark.noderoles..) {
-            if let Some(f) = p.nr_flags.get_mut(id.index()) {
-                *f = 0;
+            if let Some(h) = self.hot.get_mut(id.index()) {
+                h.marks &= !DIRTY;
             }
         }
         self.pending.edges.truncate(mark.edges);
@@ -1420,15 +1448,11 @@ impl Cluster {
     #[inline]
     fn mark_nr(&mut self, id: NodeRoleId, flag: u8) {
         self.journal_noderole(id);
-        let i = id.index();
-        if self.pending.nr_flags.len() <= i {
-            self.pending.nr_flags.resize(i + 1, 0);
-        }
-        let f = &mut self.pending.nr_flags[i];
-        if *f == 0 {
+        let h = &mut self.hot[id.index()];
+        if h.marks & DIRTY == 0 {
             self.pending.nr_list.push(id);
         }
-        *f |= flag;
+        h.marks |= flag;
     }
 
     #[inline]
@@ -1625,10 +1649,15 @@ impl Cluster {
             self.node_index[node.index()].busy += 1;
         }
         self.deployment_counts[deployment.index()][state.slot()] += 1;
-        let inactive = self.hot[i].inactive_parents;
+        let Hot {
+            inactive_parents,
+            marks,
+            ..
+        } = self.hot[i];
         self.hot_mut(i, |h| {
             *h = Hot {
-                inactive_parents: inactive,
+                inactive_parents,
+                marks,
                 ..Hot::of(&nr)
             }
         });
@@ -1686,14 +1715,24 @@ impl Cluster {
         }
         self.deployment_counts[nr.deployment.index()][nr.state.slot()] -= 1;
         self.noderole_count -= 1;
-        let inactive = self.hot[id.index()].inactive_parents;
+        let Hot {
+            inactive_parents,
+            marks,
+            ..
+        } = self.hot[id.index()];
         self.hot_mut(id.index(), |h| {
             *h = Hot {
-                inactive_parents: inactive,
+                inactive_parents,
+                marks,
                 ..Hot::default()
             }
         });
         if !keep_slot && id.index() + 1 == self.hot.len() {
+            if marks & LISTED != 0 {
+                // The slot goes away (its creation is undone): so does its journal entry, as
+                // a slot made again for that id starts with no marks.
+                self.journal.changes.noderoles.retain(|x| *x != id);
+            }
             self.cold.pop();
             self.links.pop();
             self.hot.pop();
