@@ -186,6 +186,20 @@ pub enum Finished {
 
 const NOT_QUEUED: u32 = u32::MAX;
 
+/// Where a noderole is queued: see `Annealer::queued`.
+#[derive(Clone, Copy, Debug)]
+struct Queued {
+    cohort: u32,
+    node: NodeId,
+}
+
+impl Queued {
+    const NONE: Queued = Queued {
+        cohort: NOT_QUEUED,
+        node: NodeId(0),
+    };
+}
+
 /// A hasher for the annealer's own maps, keyed by noderole ids (failures, retries): one
 /// multiply, instead of SipHash, whose resistance to chosen keys ids do not need.
 #[derive(Clone, Copy, Default)]
@@ -221,8 +235,9 @@ pub struct Annealer {
     cluster: Cluster,
     config: AnnealerConfig,
     changes: Changes,
-    queued: Vec<u32>,
-    queued_on: Vec<NodeId>,
+    /// Per noderole id: the cohort it is queued under (`NOT_QUEUED` when it is in no queue)
+    /// and the node whose queue that is, side by side (read and written together).
+    queued: Vec<Queued>,
     node_queue: Vec<NodeQueue>,
     node_head: Vec<Option<(u32, u64)>>,
     node_dirty: Vec<bool>,
@@ -276,7 +291,6 @@ impl Annealer {
             config,
             changes: Changes::default(),
             queued: Vec::new(),
-            queued_on: Vec::new(),
             node_queue: Vec::new(),
             node_head: Vec::new(),
             node_dirty: Vec::new(),
@@ -517,7 +531,7 @@ impl Annealer {
                     break;
                 };
                 let id = NodeRoleId(id);
-                let node = self.queued_on[id.0 as usize];
+                let node = self.queued[id.0 as usize].node;
                 self.node_head[node.0 as usize] = None;
                 picks.push(id);
             }
@@ -562,7 +576,7 @@ impl Annealer {
     /// Starts a picked noderole's run (or its instant success, for a destructive role that
     /// ran once).
     fn start(&mut self, id: NodeRoleId, now: Timestamp, runs: &mut Vec<RunRequest>) {
-        let node = self.queued_on[id.0 as usize];
+        let node = self.queued[id.0 as usize].node;
         self.unqueue(id);
         debug_assert!(self.cluster.is_runnable(id), "{id} picked but not runnable");
         let nr = self.cluster.brief(id).expect("queued noderoles exist");
@@ -810,8 +824,7 @@ impl Annealer {
         let i = id.0 as usize;
         if self.queued.len() <= i {
             let n = (i + 1).max(self.cluster.noderole_id_bound());
-            self.queued.resize(n, NOT_QUEUED);
-            self.queued_on.resize(n, NodeId(0));
+            self.queued.resize(n, Queued::NONE);
         }
     }
 
@@ -893,11 +906,11 @@ impl Annealer {
     fn forget(&mut self, id: NodeRoleId) {
         self.grow(id);
         let i = id.0 as usize;
-        if self.queued[i] != NOT_QUEUED {
+        let Queued { cohort, node } = self.queued[i];
+        if cohort != NOT_QUEUED {
             // The noderole is gone from the cluster: its node is remembered here.
-            let node = self.queued_on[i];
-            self.node_queue[node.0 as usize].remove((self.queued[i], id.0));
-            self.queued[i] = NOT_QUEUED;
+            self.node_queue[node.0 as usize].remove((cohort, id.0));
+            self.queued[i].cohort = NOT_QUEUED;
             self.touch_node(node);
         }
         self.abandon_run(id);
@@ -960,7 +973,7 @@ impl Annealer {
         };
         let node = nr.node;
         self.grow(id);
-        let have = self.queued[id.0 as usize];
+        let have = self.queued[id.0 as usize].cohort;
         if have == want {
             return;
         }
@@ -972,14 +985,13 @@ impl Annealer {
         if want != NOT_QUEUED {
             q.insert((want, id.0));
         }
-        self.queued[id.0 as usize] = want;
-        self.queued_on[id.0 as usize] = node;
+        self.queued[id.0 as usize] = Queued { cohort: want, node };
         self.touch_node(node);
     }
 
     fn unqueue(&mut self, id: NodeRoleId) {
-        let node = self.queued_on[id.0 as usize];
-        let have = std::mem::replace(&mut self.queued[id.0 as usize], NOT_QUEUED);
+        let q = &mut self.queued[id.0 as usize];
+        let (node, have) = (q.node, std::mem::replace(&mut q.cohort, NOT_QUEUED));
         if have != NOT_QUEUED {
             self.node_queue[node.0 as usize].remove((have, id.0));
         }
@@ -1028,7 +1040,7 @@ impl Annealer {
     pub(crate) fn is_queued(&self, id: NodeRoleId) -> bool {
         self.queued
             .get(id.0 as usize)
-            .is_some_and(|q| *q != NOT_QUEUED)
+            .is_some_and(|q| q.cohort != NOT_QUEUED)
     }
 
     /// The start time of a run.
