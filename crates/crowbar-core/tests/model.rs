@@ -438,3 +438,78 @@ fn the_change_journal_names_what_changed_once() {
     c.set_node_available(node, true).unwrap();
     assert!(!c.has_changes());
 }
+
+/// A follower may drop the journal entry of a change it made itself, only while it is the
+/// latest entry; the noderole is listed again by its next change.
+#[test]
+fn a_follower_unlists_only_the_latest_change() {
+    use crowbar_core::Changes;
+    let mut c = Cluster::new();
+    c.create_role(RoleSpec::new("base").flag(RoleFlag::Implicit))
+        .unwrap();
+    c.create_role(RoleSpec::new("top").requires(["base"]))
+        .unwrap();
+    let top = c.find_role("top").unwrap();
+    let node = c
+        .create_node(NodeSpec::new("n1.example.com").alive(true))
+        .unwrap();
+    c.bind(top, node, None).unwrap();
+    let base_nr = c.noderole_for(c.find_role("base").unwrap(), node).unwrap();
+    let top_nr = c.noderole_for(top, node).unwrap();
+    c.track_changes(true);
+    c.commit_node(node).unwrap();
+    let mut changes = Changes::default();
+    c.take_changes(&mut changes);
+
+    c.start_run(base_nr).unwrap();
+    assert!(c.unlist_last_change(base_nr));
+    assert!(!c.has_changes());
+    assert!(!c.unlist_last_change(base_nr), "already gone");
+
+    // The success lists the child it unblocks, then the noderole itself: only the latter is
+    // the latest entry.
+    let done = RunResult::Succeeded {
+        wall: None,
+        runlog: String::new(),
+    };
+    c.finish_run(base_nr, done).unwrap();
+    assert!(!c.unlist_last_change(top_nr));
+    c.take_changes(&mut changes);
+    assert_eq!(changes.noderoles, [top_nr, base_nr]);
+
+    c.start_run(top_nr).unwrap();
+    c.take_changes(&mut changes);
+    assert_eq!(changes.noderoles, [top_nr]);
+    c.check_consistency().unwrap();
+}
+
+/// A bind rolled back takes its noderoles out of the change journal with their slots: the id,
+/// made again by the next bind, is listed once.
+#[test]
+fn a_rolled_back_bind_leaves_no_journal_entry_behind() {
+    use crowbar_core::Changes;
+    let mut c = Cluster::new();
+    c.register_hooks(
+        "network-admin",
+        Arc::new(Recorder {
+            refuse_proposed: true,
+            ..Recorder::default()
+        }),
+    );
+    c.create_role(RoleSpec::new("network-admin").flag(RoleFlag::Implicit))
+        .unwrap();
+    c.create_role(RoleSpec::new("os").requires(["network-admin"]))
+        .unwrap();
+    c.create_role(RoleSpec::new("plain")).unwrap();
+    c.create_node(NodeSpec::new("n1.example.com")).unwrap();
+    c.track_changes(true);
+    c.bind_by_name("os", "n1", None).unwrap_err();
+    let mut changes = Changes::default();
+    c.take_changes(&mut changes);
+    assert!(changes.noderoles.is_empty(), "{changes:?}");
+
+    let plain = c.bind_by_name("plain", "n1", None).unwrap();
+    c.take_changes(&mut changes);
+    assert_eq!(changes.noderoles, [plain]);
+    c.check_consistency().unwrap();
+}
