@@ -889,18 +889,23 @@ impl Annealer {
             self.forget(id);
             return;
         };
-        let (state, node) = (nr.state, nr.node);
-        if state != NodeRoleState::Transition {
+        if nr.state != NodeRoleState::Transition {
             // Moved out of TRANSITION under a running jig (its node died, an operator
             // acted): abandon the run.
             self.abandon_run(id);
         }
-        if state != NodeRoleState::Error && !self.retry_at.is_empty() {
+        self.settle(id, nr);
+        self.requeue(id, nr);
+    }
+
+    /// What any change of a noderole asks of the core besides its run and its queue: a retry
+    /// is due only in ERROR, and its node may have become busy or idle.
+    #[inline]
+    fn settle(&mut self, id: NodeRoleId, nr: NodeRoleBrief) {
+        if nr.state != NodeRoleState::Error && !self.retry_at.is_empty() {
             self.drop_retry(id);
         }
-        // Its node may have become busy or idle.
-        self.touch_node(node);
-        self.requeue(id, nr);
+        self.touch_node(nr.node);
     }
 
     fn forget(&mut self, id: NodeRoleId) {
@@ -918,18 +923,17 @@ impl Annealer {
     }
 
     /// After a success the core applied itself: when `id` is ACTIVE and the latest entry of
-    /// the change journal, does here what reading it back would (its node is free again; no
-    /// retry is due; an ACTIVE noderole is in no queue and has no run) and drops the entry.
+    /// the change journal, drops the entry and does what reading it back would ([`observe`]
+    /// minus the run and the queue: an ACTIVE noderole whose run just ended has neither).
+    ///
+    /// [`observe`]: Annealer::observe
     fn settle_active(&mut self, id: NodeRoleId) {
         let Some(nr) = self.cluster.brief(id) else {
             return;
         };
         if nr.state == NodeRoleState::Active && self.cluster.unlist_last_change(id) {
-            if !self.retry_at.is_empty() {
-                self.drop_retry(id);
-            }
             debug_assert!(!self.is_queued(id) && self.running.of(id).is_none());
-            self.touch_node(nr.node);
+            self.settle(id, nr);
         }
     }
 

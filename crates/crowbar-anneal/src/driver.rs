@@ -396,69 +396,70 @@ impl ContextCache {
         jigs: &JigRegistry,
         r: &RunRequest,
     ) -> Result<Entries<'_>, JigError> {
-        self.refresh_role(cluster, jigs, r.role);
-        self.refresh_node(cluster, r.node);
         let generation = self.generation;
-        let role = slot(&self.roles, r.role.get())
-            .filter(|e| e.generation == generation)
-            .ok_or_else(|| JigError::UnknownJig {
-                name: String::new(),
+        let role =
+            role_entry(&mut self.roles, generation, cluster, jigs, r.role).ok_or_else(|| {
+                JigError::UnknownJig {
+                    name: String::new(),
+                }
             })?;
         let jig = match &role.jig {
             Ok(jig) => jig,
             Err(name) => return Err(JigError::UnknownJig { name: name.clone() }),
         };
-        let node = slot(&self.nodes, r.node.get())
-            .filter(|(g, _)| *g == generation)
-            .map(|(_, info)| info)
-            .ok_or_else(|| JigError::Staging {
+        let node = node_entry(&mut self.nodes, generation, cluster, r.node).ok_or_else(|| {
+            JigError::Staging {
                 message: format!("unknown {}", r.node),
-            })?;
+            }
+        })?;
         Ok(Entries { jig, role, node })
     }
+}
 
-    /// Builds the entry of `role` unless it is current (nothing when the role does not exist).
-    fn refresh_role(&mut self, cluster: &Cluster, jigs: &JigRegistry, role: RoleId) {
-        let Ok(i) = usize::try_from(role.get()) else {
-            return;
-        };
-        let generation = self.generation;
-        if matches!(self.roles.get(i), Some(Some(e)) if e.generation == generation) {
-            return;
-        }
-        let Some(row) = cluster.role(role) else {
-            return;
-        };
+/// The current entry of `role`, built first unless it is current; `None` when the role does
+/// not exist.
+fn role_entry<'a>(
+    roles: &'a mut Vec<Option<RoleEntry>>,
+    generation: u64,
+    cluster: &Cluster,
+    jigs: &JigRegistry,
+    role: RoleId,
+) -> Option<&'a RoleEntry> {
+    let i = usize::try_from(role.get()).ok()?;
+    if !matches!(roles.get(i), Some(Some(e)) if e.generation == generation) {
+        let row = cluster.role(role)?;
         let jig = jigs.get(&row.jig).cloned().ok_or_else(|| row.jig.clone());
         let needs_data = jig.as_ref().is_ok_and(|j| j.needs_data());
-        if self.roles.len() <= i {
-            self.roles.resize_with(i + 1, || None);
+        if roles.len() <= i {
+            roles.resize_with(i + 1, || None);
         }
-        self.roles[i] = Some(RoleEntry {
+        roles[i] = Some(RoleEntry {
             generation,
             jig,
             needs_data,
             name: Arc::from(row.name.as_str()),
         });
     }
+    roles[i].as_ref()
+}
 
-    /// Builds what runs on `node` see of it unless it is current (nothing when the node does
-    /// not exist).
-    fn refresh_node(&mut self, cluster: &Cluster, node: NodeId) {
-        let Ok(i) = usize::try_from(node.get()) else {
-            return;
-        };
-        if matches!(self.nodes.get(i), Some(Some((g, _))) if *g == self.generation) {
-            return;
+/// What runs on `node` see of it, built first unless it is current; `None` when the node
+/// does not exist.
+fn node_entry<'a>(
+    nodes: &'a mut Vec<Option<(u64, Arc<NodeInfo>)>>,
+    generation: u64,
+    cluster: &Cluster,
+    node: NodeId,
+) -> Option<&'a Arc<NodeInfo>> {
+    let i = usize::try_from(node.get()).ok()?;
+    if !matches!(nodes.get(i), Some(Some((g, _))) if *g == generation) {
+        let row = cluster.node(node)?;
+        if nodes.len() <= i {
+            nodes.resize_with(i + 1, || None);
         }
-        let Some(row) = cluster.node(node) else {
-            return;
-        };
-        if self.nodes.len() <= i {
-            self.nodes.resize_with(i + 1, || None);
-        }
-        self.nodes[i] = Some((self.generation, Arc::new(NodeInfo::from_node(row))));
+        nodes[i] = Some((generation, Arc::new(NodeInfo::from_node(row))));
     }
+    nodes[i].as_ref().map(|(_, info)| info)
 }
 
 /// What a run needs from the cache, borrowed.
@@ -468,20 +469,26 @@ struct Entries<'a> {
     node: &'a Arc<NodeInfo>,
 }
 
-/// The entry at an id in one of the cache's tables.
-fn slot<T>(slots: &[Option<T>], id: u64) -> Option<&T> {
-    slots.get(usize::try_from(id).ok()?)?.as_ref()
-}
-
 impl Task {
     fn now(&self) -> Timestamp {
         self.clock.now()
     }
 
+    /// Whether anyone follows the events (a lock: ask once per batch, not per event).
+    fn listening(&self) -> bool {
+        self.events.receiver_count() > 0
+    }
+
+    /// Publishes an event to the subscribers, if any.
     fn emit(&self, event: AnnealEvent) {
-        if self.events.receiver_count() > 0 {
-            let _ = self.events.send(event);
+        if self.listening() {
+            self.publish(event);
         }
+    }
+
+    /// Publishes an event, the caller having checked [`Task::listening`].
+    fn publish(&self, event: AnnealEvent) {
+        let _ = self.events.send(event);
     }
 
     async fn run(mut self) {
@@ -616,16 +623,16 @@ impl Task {
             return Ok(());
         }
         let transitions = batch.history.len();
-        let history = (self.events.receiver_count() > 0).then(|| batch.history.clone());
+        let history = self.listening().then(|| batch.history.clone());
         let revision = self.store.apply(batch).await?;
         self.stats.transitions += transitions as u64;
         self.stats.batches += 1;
         self.stats.revision = revision;
         if let Some(history) = history {
             for h in history {
-                self.emit(AnnealEvent::Transition(h));
+                self.publish(AnnealEvent::Transition(h));
             }
-            self.emit(AnnealEvent::Persisted {
+            self.publish(AnnealEvent::Persisted {
                 revision,
                 transitions,
             });
@@ -638,14 +645,14 @@ impl Task {
     async fn act(&mut self, ready: Ready) -> Result<(), AnnealError> {
         self.contexts.forget(&ready.batch);
         self.persist(ready.batch).await?;
-        let listening = self.events.receiver_count() > 0;
+        let listening = self.listening();
         for c in ready.cancels {
             if let Some((abort, jig, noderole)) = self.by_run.remove(&c.run) {
                 abort.abort();
                 tokio::spawn(async move { jig.cancelled(noderole, c.reason).await });
             }
             if listening {
-                let _ = self.events.send(AnnealEvent::RunCancelled {
+                self.publish(AnnealEvent::RunCancelled {
                     run: c.run,
                     noderole: c.noderole,
                     reason: c.reason,
@@ -655,7 +662,7 @@ impl Task {
         self.stats.runs += ready.runs.len() as u64;
         for r in ready.runs {
             if listening {
-                let _ = self.events.send(AnnealEvent::RunStarted {
+                self.publish(AnnealEvent::RunStarted {
                     run: r.run,
                     noderole: r.noderole,
                 });

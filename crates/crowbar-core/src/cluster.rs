@@ -929,14 +929,8 @@ impl Cluster {
     /// Off by default, so that a cluster nobody follows pays nothing for it; turning it on
     /// starts from an empty journal.
     pub fn track_changes(&mut self, on: bool) {
-        let j = &mut self.journal;
-        j.on = on;
-        for id in j.changes.noderoles.drain(..) {
-            if let Some(h) = self.hot.get_mut(id.index()) {
-                h.marks &= !LISTED;
-            }
-        }
-        j.changes.clear();
+        self.journal.on = on;
+        self.take_changes(&mut Changes::default());
     }
 
     /// Whether the change journal has entries.
@@ -1353,13 +1347,21 @@ impl Cluster {
     #[inline]
     pub(crate) fn queue(&mut self, event: HookEvent) {
         // No hooks registered (the common case for a bare annealer): nothing to look up.
-        if self.hooks_by_name.is_empty() {
-            return;
+        if !self.hooks_by_name.is_empty() {
+            self.queue_slow(event);
         }
+    }
+
+    fn queue_slow(&mut self, event: HookEvent) {
         let wanted = match event {
-            HookEvent::Proposed(nr) | HookEvent::State(nr, _) => self
+            HookEvent::Proposed(nr) => self
                 .brief(nr)
                 .is_some_and(|n| self.hooks_by_role[n.role.index()].is_some()),
+            // State hooks fire only in committed deployments.
+            HookEvent::State(nr, _) => self.brief(nr).is_some_and(|n| {
+                self.hooks_by_role[n.role.index()].is_some()
+                    && self.deployment_committed(n.deployment)
+            }),
             HookEvent::DeploymentCreate(_, role) => self.hooks_by_role[role.index()].is_some(),
             HookEvent::NodeCreate(_) | HookEvent::NodeChange(_) => {
                 self.hooks_by_role.iter().any(Option::is_some)
@@ -1833,8 +1835,7 @@ impl Cluster {
         self.mark_nr(id, DIRTY_STATE);
         if from != to {
             self.history(id, Some(from), to, cause);
-            // Hooks first: with none registered, the deployment is not looked up.
-            if hooks && !self.hooks_by_name.is_empty() && self.deployment_committed(h.deployment) {
+            if hooks {
                 self.queue(HookEvent::State(id, to));
             }
         }

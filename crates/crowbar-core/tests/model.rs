@@ -385,11 +385,8 @@ async fn bad_input_is_a_typed_error_and_the_store_is_unchanged() {
     );
 }
 
-/// The change journal names every noderole whose state or runnability changed, each once per
-/// take, and nothing while it is off.
-#[test]
-fn the_change_journal_names_what_changed_once() {
-    use crowbar_core::Changes;
+/// A node `n1` with `top` bound (requiring `base`, implicit): the node and the two noderoles.
+fn base_and_top() -> (Cluster, NodeId, NodeRoleId, NodeRoleId) {
     let mut c = Cluster::new();
     c.create_role(RoleSpec::new("base").flag(RoleFlag::Implicit))
         .unwrap();
@@ -402,6 +399,15 @@ fn the_change_journal_names_what_changed_once() {
     c.bind(top, node, None).unwrap();
     let base_nr = c.noderole_for(c.find_role("base").unwrap(), node).unwrap();
     let top_nr = c.noderole_for(top, node).unwrap();
+    (c, node, base_nr, top_nr)
+}
+
+/// The change journal names every noderole whose state or runnability changed, each once per
+/// take, and nothing while it is off.
+#[test]
+fn the_change_journal_names_what_changed_once() {
+    use crowbar_core::Changes;
+    let (mut c, node, base_nr, top_nr) = base_and_top();
     let mut changes = Changes::default();
     c.take_changes(&mut changes);
     assert!(changes.is_empty(), "off by default: {changes:?}");
@@ -444,18 +450,7 @@ fn the_change_journal_names_what_changed_once() {
 #[test]
 fn a_follower_unlists_only_the_latest_change() {
     use crowbar_core::Changes;
-    let mut c = Cluster::new();
-    c.create_role(RoleSpec::new("base").flag(RoleFlag::Implicit))
-        .unwrap();
-    c.create_role(RoleSpec::new("top").requires(["base"]))
-        .unwrap();
-    let top = c.find_role("top").unwrap();
-    let node = c
-        .create_node(NodeSpec::new("n1.example.com").alive(true))
-        .unwrap();
-    c.bind(top, node, None).unwrap();
-    let base_nr = c.noderole_for(c.find_role("base").unwrap(), node).unwrap();
-    let top_nr = c.noderole_for(top, node).unwrap();
+    let (mut c, node, base_nr, top_nr) = base_and_top();
     c.track_changes(true);
     c.commit_node(node).unwrap();
     let mut changes = Changes::default();
