@@ -437,6 +437,9 @@ pub struct Cluster {
     /// has nothing to find and skips its walk.
     pub(crate) strays: u32,
     undo: Vec<Undo>,
+    /// Whether changes go to `undo`: false while [`Cluster::txn_checked`] applies a change that
+    /// nothing can refuse any more.
+    undo_on: bool,
     events: VecDeque<HookEvent>,
     pending: Pending,
     noderole_count: usize,
@@ -511,6 +514,7 @@ impl Cluster {
             scratch: Vec::new(),
             strays: 0,
             undo: Vec::new(),
+            undo_on: true,
             events: VecDeque::new(),
             pending: Pending::default(),
             noderole_count: 0,
@@ -1080,7 +1084,7 @@ impl Cluster {
     /// state rolls back with the model. Outside an operation it does nothing.
     pub fn on_rollback(&mut self, compensate: impl FnOnce(&mut Cluster) + Send + 'static) {
         if self.depth > 0 {
-            self.undo.push(Undo::Custom(Box::new(compensate)));
+            self.log_undo(|| Undo::Custom(Box::new(compensate)));
         }
     }
 
@@ -1146,6 +1150,41 @@ impl Cluster {
                 self.rollback(mark);
                 Err(e)
             }
+        }
+    }
+
+    /// Runs `check`, which may refuse and changes nothing, then `apply`, which cannot fail:
+    /// as [`Cluster::txn`] with `check` then `apply` in it. When this is the outermost
+    /// operation and no hook is registered, nothing can refuse the operation once `check`
+    /// passed (hooks are what could), so `apply` skips the undo log: the annealer's starts and
+    /// finishes, the hot path, write no undo step they would only clear.
+    pub(crate) fn txn_checked<V>(
+        &mut self,
+        check: impl FnOnce(&Cluster) -> Result<V, CoreError>,
+        apply: impl FnOnce(&mut Cluster, V),
+    ) -> Result<(), CoreError> {
+        if self.depth > 0 || !self.hooks_by_name.is_empty() {
+            return self.txn(|c| {
+                let v = check(c)?;
+                apply(c, v);
+                Ok(())
+            });
+        }
+        let v = check(self)?;
+        self.depth = 1;
+        self.undo_on = false;
+        apply(self, v);
+        self.undo_on = true;
+        self.depth = 0;
+        self.now = None;
+        Ok(())
+    }
+
+    /// Records how to undo a change, while the operation running can still be refused.
+    #[inline]
+    fn log_undo(&mut self, step: impl FnOnce() -> Undo) {
+        if self.undo_on {
+            self.undo.push(step());
         }
     }
 
@@ -1509,7 +1548,7 @@ impl Cluster {
     pub(crate) fn insert_node(&mut self, node: Node) {
         let id = node.id;
         self.insert_node_raw(node);
-        self.undo.push(Undo::NodeCreated(id));
+        self.log_undo(|| Undo::NodeCreated(id));
         self.pending.nodes.push(id);
         self.journal_node(id);
     }
@@ -1523,7 +1562,7 @@ impl Cluster {
         let id = node.id;
         let old = self.nodes[id.index()].replace(node).expect("node exists");
         self.sync_node(id.index());
-        self.undo.push(Undo::Node(Box::new(old)));
+        self.log_undo(|| Undo::Node(Box::new(old)));
         self.pending.nodes.push(id);
         self.journal_node(id);
     }
@@ -1553,7 +1592,7 @@ impl Cluster {
     pub(crate) fn insert_role(&mut self, role: Role) {
         let id = role.id;
         self.insert_role_raw(role);
-        self.undo.push(Undo::RoleCreated(id));
+        self.log_undo(|| Undo::RoleCreated(id));
         self.pending.roles.push(id);
     }
 
@@ -1564,7 +1603,7 @@ impl Cluster {
     pub(crate) fn replace_role(&mut self, role: Role) {
         let id = role.id;
         let old = self.roles[id.index()].replace(role).expect("role exists");
-        self.undo.push(Undo::Role(Box::new(old)));
+        self.log_undo(|| Undo::Role(Box::new(old)));
         self.pending.roles.push(id);
     }
 
@@ -1581,7 +1620,7 @@ impl Cluster {
     pub(crate) fn insert_deployment(&mut self, d: Deployment) {
         let id = d.id;
         self.insert_deployment_raw(d);
-        self.undo.push(Undo::DeploymentCreated(id));
+        self.log_undo(|| Undo::DeploymentCreated(id));
         self.pending.deployments.push(id);
         self.journal_deployment(id);
     }
@@ -1595,7 +1634,7 @@ impl Cluster {
         let old = self.deployments[id.index()]
             .replace(d)
             .expect("deployment exists");
-        self.undo.push(Undo::Deployment(Box::new(old)));
+        self.log_undo(|| Undo::Deployment(Box::new(old)));
         self.pending.deployments.push(id);
         self.journal_deployment(id);
     }
@@ -1616,8 +1655,7 @@ impl Cluster {
                 wall: empty,
             },
         );
-        self.undo
-            .push(Undo::DeploymentRoleCreated(deployment, role));
+        self.log_undo(|| Undo::DeploymentRoleCreated(deployment, role));
         self.pending.deployment_roles.push((deployment, role));
         self.queue(HookEvent::DeploymentCreate(deployment, role));
     }
@@ -1625,9 +1663,9 @@ impl Cluster {
     pub(crate) fn replace_deployment_role(&mut self, dr: DeploymentRole) {
         let key = (dr.deployment, dr.role);
         if let Some(old) = self.deployment_roles.insert(key, dr) {
-            self.undo.push(Undo::DeploymentRole(Box::new(old)));
+            self.log_undo(|| Undo::DeploymentRole(Box::new(old)));
         } else {
-            self.undo.push(Undo::DeploymentRoleCreated(key.0, key.1));
+            self.log_undo(|| Undo::DeploymentRoleCreated(key.0, key.1));
         }
         self.pending.deployment_roles.push(key);
     }
@@ -1680,7 +1718,7 @@ impl Cluster {
     pub(crate) fn insert_noderole(&mut self, nr: NodeRole) {
         let (id, state) = (nr.id, nr.state);
         self.insert_noderole_raw(nr);
-        self.undo.push(Undo::NodeRoleCreated(id));
+        self.log_undo(|| Undo::NodeRoleCreated(id));
         self.mark_nr(id, DIRTY_FULL);
         self.history(id, None, state, Cause::Bind);
     }
@@ -1831,7 +1869,7 @@ impl Cluster {
             let runs = h.run_count + 1;
             self.hot[id.index()].run_count = runs;
         }
-        self.undo.push(Undo::State(id, from, h.run_count));
+        self.log_undo(|| Undo::State(id, from, h.run_count));
         self.mark_nr(id, DIRTY_STATE);
         if from != to {
             self.history(id, Some(from), to, cause);
@@ -1844,20 +1882,20 @@ impl Cluster {
     pub(crate) fn set_cohort(&mut self, id: NodeRoleId, cohort: u32) {
         let old = std::mem::replace(&mut self.hot[id.index()].cohort, cohort);
         if old != cohort {
-            self.undo.push(Undo::Cohort(id, old));
+            self.log_undo(|| Undo::Cohort(id, old));
             self.mark_nr(id, DIRTY_STATE);
         }
     }
 
     pub(crate) fn set_data(&mut self, id: NodeRoleId, slot: Slot, value: Value) {
         let old = std::mem::replace(self.slot_mut(id, slot), value);
-        self.undo.push(Undo::Data(id, slot, Box::new(old)));
+        self.log_undo(|| Undo::Data(id, slot, Box::new(old)));
         self.mark_nr(id, DIRTY_FULL);
     }
 
     pub(crate) fn set_committed(&mut self, id: NodeRoleId, value: Option<Value>) {
         let old = std::mem::replace(&mut self.nr_mut(id).committed_data, value);
-        self.undo.push(Undo::Committed(id, old.map(Box::new)));
+        self.log_undo(|| Undo::Committed(id, old.map(Box::new)));
         self.mark_nr(id, DIRTY_FULL);
     }
 
@@ -1869,7 +1907,7 @@ impl Cluster {
         }
         h.has_runlog = !runlog.is_empty();
         let old = std::mem::replace(&mut self.nr_mut(id).runlog, runlog);
-        self.undo.push(Undo::Runlog(id, old.into_boxed_str()));
+        self.log_undo(|| Undo::Runlog(id, old.into_boxed_str()));
         self.mark_nr(id, DIRTY_FULL);
     }
 
@@ -1910,7 +1948,7 @@ impl Cluster {
         }
         self.link_raw(parent, child);
         let edge = Edge { parent, child };
-        self.undo.push(Undo::Edge(edge));
+        self.log_undo(|| Undo::Edge(edge));
         self.pending.edges.push(edge);
         let mut stack = vec![(child, self.hot[parent.index()].cohort + 1)];
         while let Some((id, min)) = stack.pop() {

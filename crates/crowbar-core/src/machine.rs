@@ -557,27 +557,31 @@ impl Cluster {
     /// Starts a run (Crowbar's `transition!`): from TODO, ACTIVE or TRANSITION; clears the
     /// runlog.
     pub fn start_run(&mut self, id: NodeRoleId) -> Result<(), CoreError> {
-        self.txn(|c| {
-            if !matches!(
-                c.get_hot(id)?.state,
-                NodeRoleState::Todo | NodeRoleState::Active | NodeRoleState::Transition
-            ) {
-                return Err(c.invalid(
+        self.txn_checked(
+            |c| {
+                if !matches!(
+                    c.get_hot(id)?.state,
+                    NodeRoleState::Todo | NodeRoleState::Active | NodeRoleState::Transition
+                ) {
+                    return Err(c.invalid(
+                        id,
+                        "start a run",
+                        "only TODO, ACTIVE or TRANSITION can run",
+                    ));
+                }
+                Ok(())
+            },
+            |c, ()| {
+                c.set_runlog(id, String::new());
+                c.set_state(
                     id,
-                    "start a run",
-                    "only TODO, ACTIVE or TRANSITION can run",
-                ));
-            }
-            c.set_runlog(id, String::new());
-            c.set_state(
-                id,
-                NodeRoleState::Transition,
-                false,
-                Cause::JigStarted,
-                true,
-            );
-            Ok(())
-        })
+                    NodeRoleState::Transition,
+                    false,
+                    Cause::JigStarted,
+                    true,
+                );
+            },
+        )
     }
 
     /// Applies the end of a run. Success (`active!`): the run count rises; on a node that is no
@@ -585,14 +589,22 @@ impl Cluster {
     /// BLOCKED child whose parents are now all ACTIVE becomes TODO. Failure (`error!`): ERROR,
     /// and every descendant not PROPOSED or TRANSITION becomes BLOCKED.
     pub fn finish_run(&mut self, id: NodeRoleId, result: RunResult) -> Result<(), CoreError> {
-        self.txn(|c| {
-            if c.get_hot(id)?.state != NodeRoleState::Transition {
-                return Err(c.invalid(id, "finish a run", "no run is in progress"));
-            }
-            match result {
+        self.txn_checked(
+            |c| {
+                if c.get_hot(id)?.state != NodeRoleState::Transition {
+                    return Err(c.invalid(id, "finish a run", "no run is in progress"));
+                }
+                Ok(match result {
+                    RunResult::Succeeded { wall, runlog } => {
+                        let wall = wall.map(|w| object(Some(w), "jig wall data")).transpose()?;
+                        RunResult::Succeeded { wall, runlog }
+                    }
+                    failed @ RunResult::Failed { .. } => failed,
+                })
+            },
+            |c, result| match result {
                 RunResult::Succeeded { wall, runlog } => {
                     if let Some(wall) = wall {
-                        let wall = object(Some(wall), "jig wall data")?;
                         c.set_data(id, Slot::Wall, wall);
                     }
                     c.set_runlog(id, runlog);
@@ -602,9 +614,8 @@ impl Cluster {
                     c.set_runlog(id, runlog);
                     c.error_inner(id, Cause::JigFailed { message });
                 }
-            }
-            Ok(())
-        })
+            },
+        )
     }
 
     pub(crate) fn active_inner(&mut self, id: NodeRoleId, cause: Cause) {

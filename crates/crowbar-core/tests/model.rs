@@ -508,3 +508,55 @@ fn a_rolled_back_bind_leaves_no_journal_entry_behind() {
     assert_eq!(changes.noderoles, [plain]);
     c.check_consistency().unwrap();
 }
+
+/// Without hooks a start and a finish apply with no undo log (nothing can refuse them once
+/// checked): what the check refuses must then leave nothing behind, and a refused operation
+/// after them must not undo them.
+#[test]
+fn a_finish_refused_by_its_check_changes_nothing_and_later_refusals_keep_it() {
+    let mut c = Cluster::new();
+    c.create_role(RoleSpec::new("os").flag(RoleFlag::Implicit))
+        .unwrap();
+    let n = c
+        .create_node(NodeSpec::new("n1.example.com").alive(true))
+        .unwrap();
+    let os = c.bind_by_name("os", "n1", None).unwrap();
+    c.commit_node(n).unwrap();
+    c.start_run(os).unwrap();
+    c.take_batch();
+    let before = c.noderole(os).unwrap().to_row();
+    let not_an_object = RunResult::Succeeded {
+        wall: Some(json!(["not", "an", "object"])),
+        runlog: "done".into(),
+    };
+    let err = c.finish_run(os, not_an_object).unwrap_err();
+    assert!(matches!(err, CoreError::NotAnObject { .. }), "{err}");
+    assert_eq!(c.noderole(os).unwrap().to_row(), before);
+    assert!(!c.has_pending(), "nothing to persist");
+
+    c.finish_run(
+        os,
+        RunResult::Succeeded {
+            wall: Some(json!({"kernel": "6.1"})),
+            runlog: "done".into(),
+        },
+    )
+    .unwrap();
+    let done = c.noderole(os).unwrap().to_row();
+    assert_eq!((done.state, done.run_count), (NodeRoleState::Active, 1));
+    // Refused: finishing again, and starting a run of a missing noderole.
+    assert!(
+        c.finish_run(
+            os,
+            RunResult::Succeeded {
+                wall: None,
+                runlog: String::new()
+            }
+        )
+        .is_err()
+    );
+    assert!(c.start_run(NodeRoleId(999)).is_err());
+    assert_eq!(c.noderole(os).unwrap().to_row(), done);
+    assert_eq!(*c.noderole(os).unwrap().wall, json!({"kernel": "6.1"}));
+    c.check_consistency().unwrap();
+}
