@@ -1,7 +1,7 @@
 //! The driver: runs the scheduling core on tokio, with jigs, a store and an event stream.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use crowbar_core::{
@@ -166,7 +166,15 @@ enum Command {
 #[derive(Clone, Debug)]
 pub struct AnnealHandle {
     commands: mpsc::UnboundedSender<Command>,
-    events: broadcast::Sender<AnnealEvent>,
+    events: Arc<EventChannel>,
+}
+
+/// The driver's event channel, shared by its task and handles, and made at the first
+/// subscription: a driver that nobody follows allocates no event buffer (thousands of slots).
+#[derive(Debug)]
+struct EventChannel {
+    capacity: usize,
+    sender: OnceLock<broadcast::Sender<AnnealEvent>>,
 }
 
 impl std::fmt::Debug for Command {
@@ -242,8 +250,12 @@ impl AnnealHandle {
 
     /// Subscribes to events from now on.
     pub fn subscribe(&self) -> Events {
+        let sender = self
+            .events
+            .sender
+            .get_or_init(|| broadcast::channel(self.events.capacity).0);
         Events {
-            rx: self.events.subscribe(),
+            rx: sender.subscribe(),
             stopped: false,
         }
     }
@@ -298,7 +310,10 @@ impl Driver {
             }
         }
         let (commands, rx) = mpsc::unbounded_channel();
-        let (events, _) = broadcast::channel(config.event_capacity.max(16));
+        let events = Arc::new(EventChannel {
+            capacity: config.event_capacity.max(16),
+            sender: OnceLock::new(),
+        });
         let clock = annealer.cluster().clock().clone();
         let task = Task {
             annealer,
@@ -329,7 +344,7 @@ struct Task {
     clock: Arc<dyn Clock>,
     config: DriverConfig,
     commands: mpsc::UnboundedReceiver<Command>,
-    events: broadcast::Sender<AnnealEvent>,
+    events: Arc<EventChannel>,
     tasks: JoinSet<(RunId, Outcome)>,
     by_task: HashMap<tokio::task::Id, RunId>,
     by_run: HashMap<RunId, (AbortHandle, Arc<dyn Jig>, NodeRoleId)>,
@@ -476,7 +491,10 @@ impl Task {
 
     /// Whether anyone follows the events (a lock: ask once per batch, not per event).
     fn listening(&self) -> bool {
-        self.events.receiver_count() > 0
+        self.events
+            .sender
+            .get()
+            .is_some_and(|s| s.receiver_count() > 0)
     }
 
     /// Publishes an event to the subscribers, if any.
@@ -488,7 +506,9 @@ impl Task {
 
     /// Publishes an event, the caller having checked [`Task::listening`].
     fn publish(&self, event: AnnealEvent) {
-        let _ = self.events.send(event);
+        if let Some(s) = self.events.sender.get() {
+            let _ = s.send(event);
+        }
     }
 
     async fn run(mut self) {

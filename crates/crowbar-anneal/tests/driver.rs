@@ -154,6 +154,8 @@ async fn subscribers_follow_every_transition_in_order() {
     commit_all(&mut c);
     let handle = spawn(c, store.clone(), JigRegistry::with_builtins(), 10);
     let mut events = handle.subscribe();
+    // A clone of the handle subscribes to the same channel (made at the first subscription).
+    let mut through_clone = handle.clone().subscribe();
     let mut seen = Vec::new();
     let mut started = 0;
     loop {
@@ -172,6 +174,17 @@ async fn subscribers_follow_every_transition_in_order() {
         seen,
         ["PROPOSED", "BLOCKED", "TODO", "TRANSITION", "ACTIVE"]
     );
+    let mut seen_through_clone = Vec::new();
+    loop {
+        match through_clone.recv().await.unwrap() {
+            AnnealEvent::Transition(h) if h.noderole == b0 => {
+                seen_through_clone.push(h.to.name());
+            }
+            AnnealEvent::Idle { .. } => break,
+            _ => {}
+        }
+    }
+    assert_eq!(seen_through_clone, seen);
     handle.stop().await.unwrap();
     assert_eq!(events.recv().await, Some(AnnealEvent::Stopped));
     assert_eq!(events.recv().await, None);
