@@ -3,8 +3,9 @@
 //! Rows live in tables indexed by their dense ids, a noderole's state, run count and cohort in a
 //! compact table of their own beside its row, and the history in one append-only list of
 //! the batches' own entry lists (moved in, not copied) where each entry points back at the
-//! previous entry of the same noderole: applying a state change or a history entry is O(1)
-//! and touches a few bytes.
+//! previous entry of the same noderole, links made by the first history query after the
+//! entries came: applying a state change or a history entry is O(1) and touches a few bytes,
+//! and a history nobody reads costs no index.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::num::NonZeroUsize;
@@ -156,14 +157,20 @@ impl<T> Table<T> {
 /// of the same noderole's entry before it; `last` holds the position of each noderole's latest
 /// entry, so one noderole's history is a walk back from there. A position is the entry's
 /// index in the whole history plus one.
+///
+/// The links are an index made lazily: a query first links the chunks appended since the
+/// last one (`indexed` counts the chunks linked), so each entry is linked once, and only
+/// when some history is read.
 #[derive(Default)]
 struct History {
     chunks: Vec<Chunk>,
     len: usize,
     last: Table<NonZeroUsize>,
+    indexed: usize,
 }
 
-/// One batch's entries; `start` is the position of its first entry in the whole history.
+/// One batch's entries; `start` is the position of its first entry in the whole history;
+/// `prev` is empty until the chunk is linked.
 struct Chunk {
     start: usize,
     entries: Vec<HistoryEntry>,
@@ -181,28 +188,36 @@ impl History {
             // in place, the allocator does not copy).
             entries.shrink_to_fit();
         }
-        let mut prev = Vec::with_capacity(entries.len());
-        for (k, entry) in entries.iter().enumerate() {
-            let id = entry.noderole.get();
-            let position = NonZeroUsize::MIN.saturating_add(self.len + k);
-            prev.push(match self.last.get_mut(id) {
-                Some(last) => Some(std::mem::replace(last, position)),
-                None => {
-                    self.last.insert(id, position);
-                    None
-                }
-            });
-        }
         let start = self.len;
         self.len += entries.len();
         self.chunks.push(Chunk {
             start,
             entries,
-            prev,
+            prev: Vec::new(),
         });
     }
 
-    fn of(&self, noderole: NodeRoleId) -> Vec<HistoryEntry> {
+    /// Links the chunks appended since the last query.
+    fn index(&mut self) {
+        for chunk in &mut self.chunks[self.indexed..] {
+            chunk.prev.reserve_exact(chunk.entries.len());
+            for (k, entry) in chunk.entries.iter().enumerate() {
+                let id = entry.noderole.get();
+                let position = NonZeroUsize::MIN.saturating_add(chunk.start + k);
+                chunk.prev.push(match self.last.get_mut(id) {
+                    Some(last) => Some(std::mem::replace(last, position)),
+                    None => {
+                        self.last.insert(id, position);
+                        None
+                    }
+                });
+            }
+        }
+        self.indexed = self.chunks.len();
+    }
+
+    fn of(&mut self, noderole: NodeRoleId) -> Vec<HistoryEntry> {
+        self.index();
         let mut out = Vec::new();
         let mut at = self.last.get(noderole.get()).copied();
         while let Some(position) = at {
@@ -403,7 +418,7 @@ impl Store for MemStore {
     }
 
     async fn history(&self, noderole: NodeRoleId) -> Result<Vec<HistoryEntry>, StoreError> {
-        let data = self.inner.lock().expect("MemStore mutex poisoned");
+        let mut data = self.inner.lock().expect("MemStore mutex poisoned");
         Ok(data.history.of(noderole))
     }
 
@@ -445,6 +460,13 @@ mod tests {
             }
             all.extend(batch.history.iter().cloned());
             store.apply(batch).await.unwrap();
+            if b % 7 == 0 {
+                // A query between batches links what came so far; later batches link on.
+                let nr = ids[b as usize % ids.len()];
+                let expected: Vec<HistoryEntry> =
+                    all.iter().filter(|h| h.noderole == nr).cloned().collect();
+                assert_eq!(store.history(nr).await.unwrap(), expected, "{nr} after {b}");
+            }
         }
         for &nr in &ids {
             let expected: Vec<HistoryEntry> =
