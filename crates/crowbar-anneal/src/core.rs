@@ -92,6 +92,8 @@ pub struct RunRequest {
     pub role: RoleId,
     /// 1 for a first attempt, 2 for the first retry...
     pub attempt: u32,
+    /// How many runs of the noderole completed before this one (its run count).
+    pub run_count: u32,
     /// When the run times out, if it can.
     pub deadline: Option<Timestamp>,
 }
@@ -629,6 +631,7 @@ impl Annealer {
             node,
             role,
             attempt: failures + 1,
+            run_count: nr.run_count,
             deadline,
         });
     }

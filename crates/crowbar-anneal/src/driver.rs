@@ -701,7 +701,7 @@ impl Task {
                 noderole: r.noderole,
                 role: &role.name,
                 node,
-                run_count: cluster.brief(r.noderole).map_or(0, |b| b.run_count),
+                run_count: r.run_count,
                 attempt: r.attempt,
             };
             if let Some(outcome) = jig.run_now(view) {

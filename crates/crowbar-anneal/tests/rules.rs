@@ -77,7 +77,15 @@ impl World {
                     .deadline
                     .map(|d| format!(" until {}", d.0))
                     .unwrap_or_default();
-                let _ = writeln!(self.out, "  start {label} attempt {}{deadline}", r.attempt);
+                let before = match r.run_count {
+                    0 => String::new(),
+                    n => format!(" after {n} run(s)"),
+                };
+                let _ = writeln!(
+                    self.out,
+                    "  start {label} attempt {}{before}{deadline}",
+                    r.attempt
+                );
                 self.runs.insert(label, r.run);
             }
             self.annealer.advance();
@@ -362,7 +370,7 @@ fn an_error_bulk_blocks_descendants_across_nodes_and_freezes_its_node() {
               = Ok(())
               server@s             ACTIVE -> TODO       (operator)
               server@s               TODO -> TRANSITION (jig started)
-              start server@s attempt 1
+              start server@s attempt 1 after 1 run(s)
             fail server@s
               = Failed { retry_at: None }
               server@s         TRANSITION -> ERROR      (jig failed: boom)
@@ -382,13 +390,13 @@ fn an_error_bulk_blocks_descendants_across_nodes_and_freezes_its_node() {
               = Ok(())
               server@s              ERROR -> TODO       (operator)
               server@s               TODO -> TRANSITION (jig started)
-              start server@s attempt 1
+              start server@s attempt 1 after 1 run(s)
             ok server@s
               = Succeeded
               server@s         TRANSITION -> ACTIVE     (jig succeeded)
               client@c1           BLOCKED -> TODO       (parent noderole#1 active)
               client@c1              TODO -> TRANSITION (jig started)
-              start client@c1 attempt 1
+              start client@c1 attempt 1 after 1 run(s)
             ok client@c1
               = Succeeded
               client@c1        TRANSITION -> ACTIVE     (jig succeeded)
@@ -571,7 +579,7 @@ fn node_death_abandons_the_run_and_everything_reruns_when_it_returns() {
               |   - parent noderole#1 is TODO
             revive s
               server@s               TODO -> TRANSITION (jig started)
-              start server@s attempt 1
+              start server@s attempt 1 after 1 run(s)
             ok server@s
               = Succeeded
               server@s         TRANSITION -> ACTIVE     (jig succeeded)

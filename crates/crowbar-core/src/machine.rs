@@ -589,20 +589,23 @@ impl Cluster {
     /// BLOCKED child whose parents are now all ACTIVE becomes TODO. Failure (`error!`): ERROR,
     /// and every descendant not PROPOSED or TRANSITION becomes BLOCKED.
     pub fn finish_run(&mut self, id: NodeRoleId, result: RunResult) -> Result<(), CoreError> {
+        let wall_ok = match &result {
+            RunResult::Succeeded { wall: Some(w), .. } => w.is_object(),
+            _ => true,
+        };
         self.txn_checked(
             |c| {
                 if c.get_hot(id)?.state != NodeRoleState::Transition {
                     return Err(c.invalid(id, "finish a run", "no run is in progress"));
                 }
-                Ok(match result {
-                    RunResult::Succeeded { wall, runlog } => {
-                        let wall = wall.map(|w| object(Some(w), "jig wall data")).transpose()?;
-                        RunResult::Succeeded { wall, runlog }
-                    }
-                    failed @ RunResult::Failed { .. } => failed,
-                })
+                if !wall_ok {
+                    return Err(CoreError::NotAnObject {
+                        what: "jig wall data",
+                    });
+                }
+                Ok(())
             },
-            |c, result| match result {
+            |c, ()| match result {
                 RunResult::Succeeded { wall, runlog } => {
                     if let Some(wall) = wall {
                         c.set_data(id, Slot::Wall, wall);
