@@ -1170,6 +1170,9 @@ impl Cluster {
                 Ok(())
             });
         }
+        // Not through `txn`: its savepoint (ten list lengths, for a rollback that cannot
+        // happen here) cost 3 % of an anneal. What `txn` does around an outermost operation
+        // is done here: one level deep while applying, the operation's time let go after.
         let v = check(self)?;
         self.depth = 1;
         self.undo_on = false;

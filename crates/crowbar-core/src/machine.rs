@@ -15,8 +15,16 @@ use crate::{
 fn object(value: Option<Value>, what: &'static str) -> Result<Value, CoreError> {
     match value {
         None => Ok(Value::Object(Default::default())),
-        Some(v @ Value::Object(_)) => Ok(v),
-        Some(_) => Err(CoreError::NotAnObject { what }),
+        Some(v) => ensure_object(&v, what).map(|()| v),
+    }
+}
+
+/// Refuses `value` unless it is a JSON object (the rule of [`object`], without taking it).
+fn ensure_object(value: &Value, what: &'static str) -> Result<(), CoreError> {
+    if value.is_object() {
+        Ok(())
+    } else {
+        Err(CoreError::NotAnObject { what })
     }
 }
 
@@ -589,21 +597,17 @@ impl Cluster {
     /// BLOCKED child whose parents are now all ACTIVE becomes TODO. Failure (`error!`): ERROR,
     /// and every descendant not PROPOSED or TRANSITION becomes BLOCKED.
     pub fn finish_run(&mut self, id: NodeRoleId, result: RunResult) -> Result<(), CoreError> {
+        // Checked here, by reference: `result` itself moves into the apply step.
         let wall_ok = match &result {
-            RunResult::Succeeded { wall: Some(w), .. } => w.is_object(),
-            _ => true,
+            RunResult::Succeeded { wall: Some(w), .. } => ensure_object(w, "jig wall data"),
+            _ => Ok(()),
         };
         self.txn_checked(
             |c| {
                 if c.get_hot(id)?.state != NodeRoleState::Transition {
                     return Err(c.invalid(id, "finish a run", "no run is in progress"));
                 }
-                if !wall_ok {
-                    return Err(CoreError::NotAnObject {
-                        what: "jig wall data",
-                    });
-                }
-                Ok(())
+                wall_ok
             },
             |c, ()| match result {
                 RunResult::Succeeded { wall, runlog } => {
