@@ -183,9 +183,9 @@ fn every_hook_fires_when_the_reference_says() {
     assert_eq!(rec.take(), vec!["on_node_delete n1"]);
 }
 
-#[test]
-fn a_failing_hook_rolls_the_whole_bind_back() {
-    let mut c = Cluster::new();
+/// Makes `network-admin` (implicit) refuse every proposal through a hook, and `os` require it:
+/// binding `os` is then refused and rolled back.
+fn refuse_network_admin(c: &mut Cluster) {
     c.register_hooks(
         "network-admin",
         Arc::new(Recorder {
@@ -197,6 +197,12 @@ fn a_failing_hook_rolls_the_whole_bind_back() {
         .unwrap();
     c.create_role(RoleSpec::new("os").requires(["network-admin"]))
         .unwrap();
+}
+
+#[test]
+fn a_failing_hook_rolls_the_whole_bind_back() {
+    let mut c = Cluster::new();
+    refuse_network_admin(&mut c);
     c.create_node(NodeSpec::new("n1.example.com")).unwrap();
     c.take_batch();
     let err = c.bind_by_name("os", "n1", None).unwrap_err();
@@ -484,17 +490,7 @@ fn a_follower_unlists_only_the_latest_change() {
 fn a_rolled_back_bind_leaves_no_journal_entry_behind() {
     use crowbar_core::Changes;
     let mut c = Cluster::new();
-    c.register_hooks(
-        "network-admin",
-        Arc::new(Recorder {
-            refuse_proposed: true,
-            ..Recorder::default()
-        }),
-    );
-    c.create_role(RoleSpec::new("network-admin").flag(RoleFlag::Implicit))
-        .unwrap();
-    c.create_role(RoleSpec::new("os").requires(["network-admin"]))
-        .unwrap();
+    refuse_network_admin(&mut c);
     c.create_role(RoleSpec::new("plain")).unwrap();
     c.create_node(NodeSpec::new("n1.example.com")).unwrap();
     c.track_changes(true);
@@ -510,53 +506,48 @@ fn a_rolled_back_bind_leaves_no_journal_entry_behind() {
 }
 
 /// Without hooks a start and a finish apply with no undo log (nothing can refuse them once
-/// checked): what the check refuses must then leave nothing behind, and a refused operation
-/// after them must not undo them.
+/// checked): what the check refuses must then leave nothing behind, and the undo log must be
+/// back for the operations after them, which hooks can refuse.
 #[test]
-fn a_finish_refused_by_its_check_changes_nothing_and_later_refusals_keep_it() {
-    let mut c = Cluster::new();
-    c.create_role(RoleSpec::new("os").flag(RoleFlag::Implicit))
-        .unwrap();
-    let n = c
-        .create_node(NodeSpec::new("n1.example.com").alive(true))
-        .unwrap();
-    let os = c.bind_by_name("os", "n1", None).unwrap();
-    c.commit_node(n).unwrap();
-    c.start_run(os).unwrap();
+fn a_finish_refused_by_its_check_changes_nothing_and_the_undo_log_comes_back() {
+    let (mut c, node, base_nr, _) = base_and_top();
+    c.commit_node(node).unwrap();
+    c.start_run(base_nr).unwrap();
     c.take_batch();
-    let before = c.noderole(os).unwrap().to_row();
+    let before = c.noderole(base_nr).unwrap().to_row();
     let not_an_object = RunResult::Succeeded {
         wall: Some(json!(["not", "an", "object"])),
         runlog: "done".into(),
     };
-    let err = c.finish_run(os, not_an_object).unwrap_err();
+    let err = c.finish_run(base_nr, not_an_object).unwrap_err();
     assert!(matches!(err, CoreError::NotAnObject { .. }), "{err}");
-    assert_eq!(c.noderole(os).unwrap().to_row(), before);
+    assert_eq!(c.noderole(base_nr).unwrap().to_row(), before);
     assert!(!c.has_pending(), "nothing to persist");
 
     c.finish_run(
-        os,
+        base_nr,
         RunResult::Succeeded {
             wall: Some(json!({"kernel": "6.1"})),
             runlog: "done".into(),
         },
     )
     .unwrap();
-    let done = c.noderole(os).unwrap().to_row();
+    let done = c.noderole(base_nr).unwrap().to_row();
     assert_eq!((done.state, done.run_count), (NodeRoleState::Active, 1));
-    // Refused: finishing again, and starting a run of a missing noderole.
-    assert!(
-        c.finish_run(
-            os,
-            RunResult::Succeeded {
-                wall: None,
-                runlog: String::new()
-            }
-        )
-        .is_err()
+    assert_eq!(*c.noderole(base_nr).unwrap().wall, json!({"kernel": "6.1"}));
+    c.take_batch();
+
+    // A bind refused by a hook after those runs is rolled back whole: its steps were logged.
+    refuse_network_admin(&mut c);
+    c.take_batch();
+    let count = c.noderole_count();
+    assert!(c.bind_by_name("os", "n1", None).is_err());
+    assert_eq!(
+        c.noderole_count(),
+        count,
+        "the refused bind left no noderole"
     );
-    assert!(c.start_run(NodeRoleId(999)).is_err());
-    assert_eq!(c.noderole(os).unwrap().to_row(), done);
-    assert_eq!(*c.noderole(os).unwrap().wall, json!({"kernel": "6.1"}));
+    assert!(!c.has_pending(), "nor anything to persist");
+    assert_eq!(c.noderole(base_nr).unwrap().to_row(), done);
     c.check_consistency().unwrap();
 }
