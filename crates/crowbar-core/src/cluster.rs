@@ -11,6 +11,7 @@ pub(crate) type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::
 use std::sync::Arc;
 
 use serde_json::Value;
+use smallvec::SmallVec;
 
 use crate::batch::{Batch, Edge, HistoryEntry, Record, RecordChange, Snapshot, StateUpdate};
 use crate::hooks::{HookError, RoleHooks};
@@ -20,11 +21,68 @@ use crate::{
     SYSTEM_DEPLOYMENT, SystemClock,
 };
 
-/// The graph links of one noderole, kept beside it.
+/// The graph links of one noderole, kept beside it: its parents, then its children, in one
+/// list held inline up to three ids (nearly every noderole has one or two parents and one or
+/// two children), so that following a link reads this 40-byte entry and no other memory, and
+/// building the graph makes no heap allocation per noderole. A hub's long list of children
+/// spills to the heap.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Links {
-    pub(crate) parents: Vec<NodeRoleId>,
-    pub(crate) children: Vec<NodeRoleId>,
+    ids: SmallVec<[NodeRoleId; 3]>,
+    parents: u32,
+}
+
+// As small as `Hot`: keep an eye on it when changing the inline capacity.
+const _: () = assert!(std::mem::size_of::<Links>() == 40);
+
+impl Links {
+    #[inline]
+    pub(crate) fn parents(&self) -> &[NodeRoleId] {
+        &self.ids[..self.parents as usize]
+    }
+
+    #[inline]
+    pub(crate) fn children(&self) -> &[NodeRoleId] {
+        &self.ids[self.parents as usize..]
+    }
+
+    /// The `i`th child (`i` below `children().len()`).
+    #[inline]
+    pub(crate) fn child(&self, i: usize) -> NodeRoleId {
+        self.ids[self.parents as usize + i]
+    }
+
+    fn add_parent(&mut self, parent: NodeRoleId) {
+        self.ids.insert(self.parents as usize, parent);
+        self.parents += 1;
+    }
+
+    fn add_child(&mut self, child: NodeRoleId) {
+        self.ids.push(child);
+    }
+
+    /// Removes the last link to `parent`; whether there was one.
+    fn remove_parent(&mut self, parent: NodeRoleId) -> bool {
+        match self.parents().iter().rposition(|p| *p == parent) {
+            Some(pos) => {
+                self.ids.remove(pos);
+                self.parents -= 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Removes the last link to `child`; whether there was one.
+    fn remove_child(&mut self, child: NodeRoleId) -> bool {
+        match self.children().iter().rposition(|c| *c == child) {
+            Some(pos) => {
+                self.ids.remove(self.parents as usize + pos);
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 /// The facts of a noderole, in a dense table of 40-byte entries: the only place its state, run
@@ -690,17 +748,13 @@ impl Cluster {
     /// The direct parents of a noderole.
     #[inline]
     pub fn parents(&self, id: NodeRoleId) -> &[NodeRoleId] {
-        self.links
-            .get(id.index())
-            .map_or(&[], |l| l.parents.as_slice())
+        self.links.get(id.index()).map_or(&[], Links::parents)
     }
 
     /// The direct children of a noderole.
     #[inline]
     pub fn children(&self, id: NodeRoleId) -> &[NodeRoleId] {
-        self.links
-            .get(id.index())
-            .map_or(&[], |l| l.children.as_slice())
+        self.links.get(id.index()).map_or(&[], Links::children)
     }
 
     /// Whether every direct parent is ACTIVE (or there are none). O(1).
@@ -1015,7 +1069,7 @@ impl Cluster {
                 return Err(format!("{}: has_runlog {}", nr.id, h.has_runlog));
             }
             let inactive = l
-                .parents
+                .parents()
                 .iter()
                 .filter(|p| self.noderole(**p).map(|p| p.state) != Some(NodeRoleState::Active))
                 .count() as u32;
@@ -1784,20 +1838,18 @@ impl Cluster {
 
     /// Deletes a noderole and its edges, for good (no undo).
     pub(crate) fn delete_noderole_final(&mut self, id: NodeRoleId) {
-        let parents = std::mem::take(&mut self.links[id.index()].parents);
-        for p in parents {
-            self.links[p.index()].children.retain(|c| *c != id);
+        let links = std::mem::take(&mut self.links[id.index()]);
+        for &p in links.parents() {
+            while self.links[p.index()].remove_child(id) {}
         }
-        let children = std::mem::take(&mut self.links[id.index()].children);
         let active = self.state_of(id) == NodeRoleState::Active;
-        for c in children {
-            self.links[c.index()].parents.retain(|p| *p != id);
+        for &c in links.children() {
+            while self.links[c.index()].remove_parent(id) {}
             if !active {
                 self.hot_mut(c.index(), |h| h.inactive_parents -= 1);
             }
             self.journal_noderole(c);
         }
-        self.links[id.index()] = Links::default();
         self.hot_mut(id.index(), |h| h.inactive_parents = 0);
         // Keep the slot so that ids are never reused once persisted.
         self.remove_noderole_raw(id, true);
@@ -1832,8 +1884,8 @@ impl Cluster {
         let was_active = from == NodeRoleState::Active;
         let is_active = to == NodeRoleState::Active;
         if was_active != is_active {
-            let children = std::mem::take(&mut self.links[id.index()].children);
-            for &c in &children {
+            for i in 0..self.links[id.index()].children().len() {
+                let c = self.links[id.index()].child(i);
                 let (before, after) = self.hot_mut(c.index(), |h| {
                     let before = h.inactive_parents;
                     if is_active {
@@ -1848,7 +1900,6 @@ impl Cluster {
                     self.journal_noderole(c);
                 }
             }
-            self.links[id.index()].children = children;
         }
         from
     }
@@ -1915,9 +1966,9 @@ impl Cluster {
     }
 
     fn link_raw(&mut self, parent: NodeRoleId, child: NodeRoleId) {
-        self.links[parent.index()].children.push(child);
+        self.links[parent.index()].add_child(child);
         let active = self.state_of(parent) == NodeRoleState::Active;
-        self.links[child.index()].parents.push(parent);
+        self.links[child.index()].add_parent(parent);
         if !active {
             self.hot_mut(child.index(), |h| h.inactive_parents += 1);
             self.journal_noderole(child);
@@ -1925,28 +1976,21 @@ impl Cluster {
     }
 
     fn unlink_raw(&mut self, parent: NodeRoleId, child: NodeRoleId) {
-        let children = &mut self.links[parent.index()].children;
-        if let Some(pos) = children.iter().rposition(|c| *c == child) {
-            children.remove(pos);
-        }
+        self.links[parent.index()].remove_child(child);
         let active = self
             .hot
             .get(parent.index())
             .is_some_and(|p| p.present && p.state == NodeRoleState::Active);
-        let l = &mut self.links[child.index()];
-        if let Some(pos) = l.parents.iter().rposition(|p| *p == parent) {
-            l.parents.remove(pos);
-            if !active {
-                self.hot_mut(child.index(), |h| h.inactive_parents -= 1);
-                self.journal_noderole(child);
-            }
+        if self.links[child.index()].remove_parent(parent) && !active {
+            self.hot_mut(child.index(), |h| h.inactive_parents -= 1);
+            self.journal_noderole(child);
         }
     }
 
     /// Links `parent` to `child` (once) and raises the child's cohort, and its descendants', to
     /// stay above the parent's.
     pub(crate) fn link(&mut self, parent: NodeRoleId, child: NodeRoleId) {
-        if self.links[child.index()].parents.contains(&parent) {
+        if self.links[child.index()].parents().contains(&parent) {
             return;
         }
         self.link_raw(parent, child);
@@ -1959,7 +2003,7 @@ impl Cluster {
                 continue;
             }
             self.set_cohort(id, min);
-            for c in self.links[id.index()].children.clone() {
+            for c in self.links[id.index()].children().to_vec() {
                 stack.push((c, min + 1));
             }
         }

@@ -632,8 +632,8 @@ impl Cluster {
         }
         self.set_state(id, NodeRoleState::Active, true, cause, true);
         // Unblocking a child changes only that child's subtree, never this list.
-        for i in 0..self.links[id.index()].children.len() {
-            let child = self.links[id.index()].children[i];
+        for i in 0..self.links[id.index()].children().len() {
+            let child = self.links[id.index()].child(i);
             if self.state_of(child) == NodeRoleState::Blocked && self.is_activatable(child) {
                 self.todo_inner(child, Cause::ParentActive { parent: id });
             }
