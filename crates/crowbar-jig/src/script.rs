@@ -29,6 +29,13 @@ pub struct SshConfig {
     pub ssh_program: PathBuf,
     /// The scp program.
     pub scp_program: PathBuf,
+    /// The only host keys to trust: an absolute path, of plain characters, to a known-hosts
+    /// file (`[address]:port key` lines for a port other than 22), passed as
+    /// `UserKnownHostsFile` with `StrictHostKeyChecking=yes` and no global file, so that a
+    /// node whose key is missing or changed fails the run as unreachable. Without it ssh's
+    /// defaults apply (the user's `~/.ssh/known_hosts` and `/etc/ssh/ssh_known_hosts`; in
+    /// batch mode an unknown key is refused too).
+    pub known_hosts: Option<PathBuf>,
 }
 
 impl SshConfig {
@@ -40,6 +47,7 @@ impl SshConfig {
             port: 22,
             ssh_program: "ssh".into(),
             scp_program: "scp".into(),
+            known_hosts: None,
         }
     }
 }
@@ -100,10 +108,14 @@ pub struct ScriptJig {
 }
 
 impl ScriptJig {
-    /// A script jig; refuses an ssh user name that is not a plain name.
+    /// A script jig; refuses an ssh user name that is not a plain name, and a known-hosts
+    /// path that ssh would not take as one file.
     pub fn new(config: ScriptConfig) -> Result<ScriptJig, JigError> {
         if let Some(ssh) = &config.ssh {
             check_user(&ssh.user)?;
+            if let Some(k) = &ssh.known_hosts {
+                check_known_hosts(k)?;
+            }
         }
         Ok(ScriptJig { config })
     }
@@ -159,7 +171,15 @@ impl ScriptJig {
         for script in scripts {
             let name = file_name(script);
             log.line(&format!("== {name}"));
-            let status = exec(script.as_os_str(), &[], Some(dir), deadline, log).await?;
+            let status = exec(
+                script.as_os_str(),
+                &[],
+                Some(dir),
+                Stdout::Log,
+                deadline,
+                log,
+            )
+            .await?;
             if status.code != Some(0) {
                 return Err(JigError::Script {
                     script: name,
@@ -181,18 +201,21 @@ impl ScriptJig {
     ) -> Result<(), JigError> {
         let ssh = target.ssh.as_os_str();
         let scp = target.scp.as_os_str();
-        let made = exec_checked(target, ssh, &target.command(&MKTEMP), deadline, log).await?;
+        // What mktemp prints is the directory's name, not the run's output: kept out of the log.
+        let mkdir = target.command(&MKTEMP);
+        let made = exec_checked(target, ssh, &mkdir, Stdout::Keep, deadline, log).await?;
         let remote = made.stdout.trim().to_owned();
         check_remote_dir(&remote)?;
         let result = async {
             let mut local: Vec<PathBuf> = vec![dir.join("attrs")];
             local.extend(scripts.iter().cloned());
-            exec_checked(target, scp, &target.copy_to(&local, &remote), deadline, log).await?;
+            let to = target.copy_to(&local, &remote);
+            exec_checked(target, scp, &to, Stdout::Log, deadline, log).await?;
             for script in scripts {
                 let name = file_name(script);
                 log.line(&format!("== {name} on {}", target.destination()));
                 let args = target.command(&["cd", &remote, "&&", &format!("./{name}")]);
-                let status = exec(ssh, &args, None, deadline, log).await?;
+                let status = exec(ssh, &args, None, Stdout::Log, deadline, log).await?;
                 match status.code {
                     Some(0) => {}
                     Some(255) => return Err(target.unreachable("script run", log)),
@@ -212,13 +235,13 @@ impl ScriptJig {
                 message: e.to_string(),
             })?;
             let from = target.copy_from(&format!("{remote}/attrs"), &back);
-            exec_checked(target, scp, &from, deadline, log).await?;
+            exec_checked(target, scp, &from, Stdout::Log, deadline, log).await?;
             Ok(())
         }
         .await;
         // Best effort: the directory is the node's to clean if this fails.
         let cleanup = target.command(&["rm", "-rf", "--", &remote]);
-        let _ = exec(ssh, &cleanup, None, deadline, log).await;
+        let _ = exec(ssh, &cleanup, None, Stdout::Log, deadline, log).await;
         result
     }
 }
@@ -316,6 +339,31 @@ fn check_user(user: &str) -> Result<(), JigError> {
     Ok(())
 }
 
+/// A known-hosts path ssh reads as the one file it names: absolute, and free of what its
+/// option parser would split, unquote or expand (white space, quotes, `%` tokens, `~`).
+fn check_known_hosts(path: &Path) -> Result<&str, JigError> {
+    let lossy = || path.to_string_lossy().into_owned();
+    let Some(s) = path.to_str() else {
+        return Err(JigError::Invalid {
+            what: "known_hosts path",
+            value: lossy(),
+            reason: "not UTF-8",
+        });
+    };
+    let plain = s.starts_with('/')
+        && s.bytes().all(|b| {
+            (b.is_ascii_graphic() || b >= 0x80) && !matches!(b, b'"' | b'\'' | b'\\' | b'%' | b'~')
+        });
+    if !plain {
+        return Err(invalid(
+            "known_hosts path",
+            s,
+            "an absolute path without white space, quotes, '\\', '%' or '~'",
+        ));
+    }
+    Ok(s)
+}
+
 fn check_script_name(name: &str) -> Result<(), JigError> {
     if name.starts_with(['-', '.'])
         || !name
@@ -355,11 +403,16 @@ pub(crate) struct SshTarget {
     port: u16,
     ssh: PathBuf,
     scp: PathBuf,
+    known_hosts: Option<String>,
 }
 
 impl SshTarget {
     pub(crate) fn new(config: &SshConfig, address: IpAddr) -> Result<SshTarget, JigError> {
         check_user(&config.user)?;
+        let known_hosts = match &config.known_hosts {
+            Some(k) => Some(check_known_hosts(k)?.to_owned()),
+            None => None,
+        };
         Ok(SshTarget {
             user: config.user.clone(),
             address,
@@ -367,6 +420,7 @@ impl SshTarget {
             port: config.port,
             ssh: config.ssh_program.clone(),
             scp: config.scp_program.clone(),
+            known_hosts,
         })
     }
 
@@ -376,16 +430,27 @@ impl SshTarget {
     }
 
     fn options(&self, port_flag: &str) -> Vec<OsString> {
-        vec![
+        let mut args: Vec<OsString> = vec![
             "-i".into(),
             self.key.clone().into_os_string(),
             "-o".into(),
             "BatchMode=yes".into(),
             "-o".into(),
             "ConnectTimeout=30".into(),
-            port_flag.into(),
-            self.port.to_string().into(),
-        ]
+        ];
+        if let Some(k) = &self.known_hosts {
+            for o in [
+                "StrictHostKeyChecking=yes",
+                "GlobalKnownHostsFile=/dev/null",
+                &format!("UserKnownHostsFile={k}"),
+            ] {
+                args.push("-o".into());
+                args.push(o.into());
+            }
+        }
+        args.push(port_flag.into());
+        args.push(self.port.to_string().into());
+        args
     }
 
     /// The arguments of `ssh` running `remote` (words the remote shell joins) on the node.
@@ -481,14 +546,26 @@ impl Runlog {
 
 struct Exit {
     code: Option<i32>,
+    /// Standard output, when asked for with [`Stdout::Keep`] (else empty).
     stdout: String,
 }
 
-/// Runs `program` with `args` (no shell), output to the log, killed at `deadline`.
+/// Where a child's standard output goes (its standard error always goes to the log).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Stdout {
+    /// Into the runlog: a script's output.
+    Log,
+    /// Back to the caller in [`Exit::stdout`], not logged: a step's answer.
+    Keep,
+}
+
+/// Runs `program` with `args` (no shell), standard error to the log and standard output
+/// where `stdout` says, killed at `deadline`.
 async fn exec(
     program: &OsStr,
     args: &[OsString],
     cwd: Option<&Path>,
+    stdout: Stdout,
     deadline: Instant,
     log: &mut Runlog,
 ) -> Result<Exit, JigError> {
@@ -509,12 +586,18 @@ async fn exec(
     })?;
     match tokio::time::timeout_at(deadline, child.wait_with_output()).await {
         Ok(Ok(out)) => {
-            let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-            log.push(&stdout);
+            let text = String::from_utf8_lossy(&out.stdout);
+            let kept = match stdout {
+                Stdout::Log => {
+                    log.push(&text);
+                    String::new()
+                }
+                Stdout::Keep => text.into_owned(),
+            };
             log.push(&String::from_utf8_lossy(&out.stderr));
             Ok(Exit {
                 code: out.status.code(),
-                stdout,
+                stdout: kept,
             })
         }
         Ok(Err(e)) => Err(JigError::Spawn {
@@ -541,10 +624,11 @@ async fn exec_checked(
     target: &SshTarget,
     program: &OsStr,
     args: &[OsString],
+    stdout: Stdout,
     deadline: Instant,
     log: &mut Runlog,
 ) -> Result<Exit, JigError> {
-    let exit = exec(program, args, None, deadline, log).await?;
+    let exit = exec(program, args, None, stdout, deadline, log).await?;
     match exit.code {
         Some(0) => Ok(exit),
         Some(255) => Err(target.unreachable(&program.to_string_lossy(), log)),
@@ -625,6 +709,46 @@ mod tests {
             ..ScriptConfig::new("/s")
         };
         assert!(ScriptJig::new(cfg).is_err());
+        for path in [
+            "known_hosts",
+            "~/.ssh/known_hosts",
+            "/a b",
+            "/a\tb",
+            "/a\"b",
+            "/x/%h",
+            "/a\\b",
+        ] {
+            let mut ssh = SshConfig::new("crowbar", "/k");
+            ssh.known_hosts = Some(path.into());
+            let err = ScriptJig::new(ScriptConfig {
+                ssh: Some(ssh),
+                ..ScriptConfig::new("/s")
+            });
+            assert!(
+                matches!(
+                    err,
+                    Err(JigError::Invalid {
+                        what: "known_hosts path",
+                        ..
+                    })
+                ),
+                "{path}: {err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_known_hosts_file_is_the_only_trust() {
+        let mut cfg = SshConfig::new("crowbar", "/k");
+        cfg.known_hosts = Some("/etc/crowbar/known_hosts".into());
+        cfg.port = 2222;
+        let t = SshTarget::new(&cfg, "10.0.0.1".parse().unwrap()).unwrap();
+        assert_eq!(
+            strings(&t.command(&["true"])).join(" "),
+            "-i /k -o BatchMode=yes -o ConnectTimeout=30 -o StrictHostKeyChecking=yes \
+             -o GlobalKnownHostsFile=/dev/null -o UserKnownHostsFile=/etc/crowbar/known_hosts \
+             -p 2222 -- crowbar@10.0.0.1 true"
+        );
     }
 
     #[test]
