@@ -1,9 +1,11 @@
 //! The built-in jigs against real processes: scripts in a temporary directory.
 
-use std::os::unix::fs::PermissionsExt;
+mod common;
+
 use std::path::Path;
 use std::time::Duration;
 
+use common::script;
 use crowbar_core::{Fqdn, NodeId, NodeRoleId};
 use crowbar_jig::{
     Jig, JigError, JigOutput, JigRegistry, NodeInfo, NoopJig, RunContext, ScriptConfig, ScriptJig,
@@ -13,14 +15,6 @@ use serde_json::json;
 
 fn node() -> NodeInfo {
     NodeInfo::new(NodeId(1), Fqdn::new("n1.example.com").unwrap())
-}
-
-fn script(dir: &Path, role: &str, name: &str, body: &str) {
-    let d = dir.join("scripts").join(role);
-    std::fs::create_dir_all(&d).unwrap();
-    let p = d.join(name);
-    std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
 fn jig(dir: &Path, timeout: Duration) -> ScriptJig {

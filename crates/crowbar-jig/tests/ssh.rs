@@ -5,12 +5,14 @@
 //! Needs `sshd` (openssh-server; `.ci/run` installs it) and root, as the server switches to
 //! the logged-in user.
 
+mod common;
+
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::script;
 use crowbar_core::{Fqdn, NodeId, NodeRoleId};
 use crowbar_jig::{Jig, JigError, NodeInfo, RunContext, ScriptConfig, ScriptJig, SshConfig};
 use serde_json::json;
@@ -141,14 +143,6 @@ impl Sshd {
         config.ssh = Some(ssh);
         ScriptJig::new(config).unwrap()
     }
-}
-
-fn script(dir: &Path, role: &str, name: &str, body: &str) {
-    let d = dir.join("scripts").join(role);
-    std::fs::create_dir_all(&d).unwrap();
-    let p = d.join(name);
-    std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
 fn node() -> NodeInfo {
