@@ -76,6 +76,29 @@
 //! assert!(out.runlog.contains("configured"));
 //! # Ok(()) }
 //! ```
+//!
+//! To run the scripts on the nodes instead, set [`ScriptConfig::ssh`]: a node with an address
+//! is then reached with `ssh` and `scp` as a user with a key, and with
+//! [`SshConfig::known_hosts`] only the host keys listed there are trusted:
+//!
+//! ```
+//! use crowbar_jig::{JigError, ScriptConfig, ScriptJig, SshConfig};
+//!
+//! let mut ssh = SshConfig::new("crowbar", "/etc/crowbar/id_ed25519");
+//! ssh.known_hosts = Some("/etc/crowbar/known_hosts".into());
+//! let jig = ScriptJig::new(ScriptConfig {
+//!     ssh: Some(ssh),
+//!     ..ScriptConfig::new("/etc/crowbar/scripts")
+//! })?;
+//! assert_eq!(jig.config().ssh.as_ref().map(|s| s.port), Some(22));
+//!
+//! // A path ssh would split or expand is refused up front, not at the first run.
+//! let mut bad = SshConfig::new("crowbar", "/etc/crowbar/id_ed25519");
+//! bad.known_hosts = Some("~/.ssh/known_hosts".into());
+//! let err = ScriptJig::new(ScriptConfig { ssh: Some(bad), ..ScriptConfig::new("/s") });
+//! assert!(matches!(err, Err(JigError::Invalid { what: "known_hosts path", .. })));
+//! # Ok::<(), JigError>(())
+//! ```
 #![deny(missing_docs)]
 
 mod attrs;
