@@ -8,6 +8,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 use tokio::time::Instant;
 
@@ -87,7 +88,9 @@ impl ScriptConfig {
 /// (arrays by index), and runs each script with that directory as its working directory. A
 /// script reports results by writing `attrs/<path...>/wall` files; they are read back, coerced
 /// (`true`/`false`, decimal, `0x`/`0o`/`0b`), and become the noderole's wall. The first script
-/// that exits non-zero fails the run. Standard output and error go to the runlog.
+/// that exits non-zero fails the run. Standard output and error go to the runlog through one
+/// pipe, in the order they were written, up to [`ScriptConfig::max_log_bytes`] (a prefix, with
+/// a count of what was dropped); a run killed at its time limit keeps what it wrote before.
 ///
 /// **Where.** Locally, unless the node has an address ([`NodeInfo::address`](crate::NodeInfo))
 /// and [`ScriptConfig::ssh`] is set: then the directory is made with `mktemp -d` on the node,
@@ -498,12 +501,14 @@ impl SshTarget {
     }
 }
 
-/// A runlog with a size cap: what goes past the cap is dropped, with a note.
+/// A runlog with a size cap: it keeps a prefix of the output, and counts what went past the
+/// cap; the jig's own closing notes (why a run ended) are kept whatever the cap.
 #[derive(Debug)]
 pub(crate) struct Runlog {
     text: String,
     max: usize,
     dropped: usize,
+    notes: String,
 }
 
 impl Runlog {
@@ -512,10 +517,16 @@ impl Runlog {
             text: String::new(),
             max,
             dropped: 0,
+            notes: String::new(),
         }
     }
 
     pub(crate) fn push(&mut self, s: &str) {
+        if self.dropped > 0 {
+            // Past the cap: nothing more is kept, not even what would still fit.
+            self.dropped += s.len();
+            return;
+        }
         let room = self.max.saturating_sub(self.text.len());
         if s.len() <= room {
             self.text.push_str(s);
@@ -529,9 +540,24 @@ impl Runlog {
         }
     }
 
+    /// Output bytes: counted as dropped without being decoded once the log is full.
+    pub(crate) fn push_bytes(&mut self, bytes: &[u8]) {
+        if self.dropped > 0 || self.text.len() >= self.max {
+            self.dropped += bytes.len();
+        } else {
+            self.push(&String::from_utf8_lossy(bytes));
+        }
+    }
+
     pub(crate) fn line(&mut self, s: &str) {
         self.push(s);
         self.push("\n");
+    }
+
+    /// A line of the jig's own, kept at the end whatever the cap.
+    pub(crate) fn note(&mut self, s: &str) {
+        self.notes.push_str(s);
+        self.notes.push('\n');
     }
 
     pub(crate) fn take(&mut self) -> String {
@@ -540,6 +566,8 @@ impl Runlog {
             out.push_str(&format!("\n[{} bytes of output dropped]\n", self.dropped));
             self.dropped = 0;
         }
+        out.push_str(&self.notes);
+        self.notes.clear();
         out
     }
 }
@@ -559,8 +587,11 @@ enum Stdout {
     Keep,
 }
 
-/// Runs `program` with `args` (no shell), standard error to the log and standard output
-/// where `stdout` says, killed at `deadline`.
+/// Runs `program` with `args` (no shell), killed at `deadline`. Its standard error, and its
+/// standard output unless `stdout` keeps it, go to the log through one pipe, so they stay in
+/// the order the child wrote them (as `2>&1` would); the log takes them as they come, up to
+/// its cap (the rest is read and counted, never held), so what a child wrote before it was
+/// killed stays in the log too.
 async fn exec(
     program: &OsStr,
     args: &[OsString],
@@ -569,44 +600,56 @@ async fn exec(
     deadline: Instant,
     log: &mut Runlog,
 ) -> Result<Exit, JigError> {
+    let spawn_error = |e: std::io::Error| JigError::Spawn {
+        program: program.to_string_lossy().into_owned(),
+        message: e.to_string(),
+    };
+    let (reader, writer) = std::io::pipe().map_err(spawn_error)?;
     let mut cmd = Command::new(program);
     cmd.args(args)
         .env_clear()
         .env("PATH", PATH)
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
         .kill_on_drop(true);
+    match stdout {
+        Stdout::Log => cmd.stdout(writer.try_clone().map_err(spawn_error)?),
+        Stdout::Keep => cmd.stdout(Stdio::piped()),
+    };
+    cmd.stderr(writer);
     if let Some(dir) = cwd {
         cmd.current_dir(dir);
     }
-    let child = cmd.spawn().map_err(|e| JigError::Spawn {
-        program: program.to_string_lossy().into_owned(),
-        message: e.to_string(),
-    })?;
-    match tokio::time::timeout_at(deadline, child.wait_with_output()).await {
-        Ok(Ok(out)) => {
-            let text = String::from_utf8_lossy(&out.stdout);
-            let kept = match stdout {
-                Stdout::Log => {
-                    log.push(&text);
-                    String::new()
-                }
-                Stdout::Keep => text.into_owned(),
-            };
-            log.push(&String::from_utf8_lossy(&out.stderr));
-            Ok(Exit {
-                code: out.status.code(),
-                stdout: kept,
-            })
-        }
-        Ok(Err(e)) => Err(JigError::Spawn {
-            program: program.to_string_lossy().into_owned(),
-            message: e.to_string(),
+    let spawned = cmd.spawn();
+    // The command holds the pipe's write end: closed here, so that the read below ends when
+    // the child (and whatever inherited its output) is done.
+    drop(cmd);
+    let mut child = spawned.map_err(spawn_error)?;
+    let output =
+        tokio::net::unix::pipe::Receiver::from_owned_fd(reader.into()).map_err(spawn_error)?;
+    let answer = child.stdout.take();
+    let ran = tokio::time::timeout_at(deadline, async {
+        let mut kept = Vec::new();
+        let keep = async {
+            match answer {
+                Some(mut out) => out.read_to_end(&mut kept).await.map(drop),
+                None => Ok(()),
+            }
+        };
+        let (logged, answered) = tokio::join!(copy_into(output, log), keep);
+        logged.and(answered)?;
+        let status = child.wait().await?;
+        Ok::<_, std::io::Error>((status, kept))
+    })
+    .await;
+    match ran {
+        Ok(Ok((status, kept))) => Ok(Exit {
+            code: status.code(),
+            stdout: String::from_utf8_lossy(&kept).into_owned(),
         }),
-        // The child is dropped with the future, and `kill_on_drop` kills it.
+        Ok(Err(e)) => Err(spawn_error(e)),
+        // The child is dropped with `child` here, and `kill_on_drop` kills it.
         Err(_) => {
-            log.line(&format!(
+            log.note(&format!(
                 "== killed: {} ran out of time",
                 program.to_string_lossy()
             ));
@@ -614,6 +657,37 @@ async fn exec(
                 after_ms: 0,
                 runlog: log.take(),
             })
+        }
+    }
+}
+
+/// Reads `output` to its end into `log`: whole lines as they come (a character is never cut
+/// in two), the rest at the end.
+async fn copy_into(
+    mut output: tokio::net::unix::pipe::Receiver,
+    log: &mut Runlog,
+) -> std::io::Result<()> {
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut pending = 0;
+    loop {
+        if pending == buf.len() {
+            // A line longer than the buffer: logged as it is.
+            log.push_bytes(&buf[..pending]);
+            pending = 0;
+        }
+        let n = output.read(&mut buf[pending..]).await?;
+        if n == 0 {
+            log.push_bytes(&buf[..pending]);
+            return Ok(());
+        }
+        let end = pending + n;
+        match buf[..end].iter().rposition(|b| *b == b'\n') {
+            Some(last) => {
+                log.push_bytes(&buf[..=last]);
+                buf.copy_within(last + 1..end, 0);
+                pending = end - last - 1;
+            }
+            None => pending = end,
         }
     }
 }
@@ -756,6 +830,15 @@ mod tests {
         let mut log = Runlog::new(5);
         log.push("abc");
         log.push("défg");
-        assert_eq!(log.take(), "abcd\n[4 bytes of output dropped]\n");
+        // A prefix of the output: what comes after the cut is dropped even if it would fit.
+        log.push("h");
+        log.push_bytes(b"ij");
+        log.note("== killed: x ran out of time");
+        assert_eq!(
+            log.take(),
+            "abcd\n[7 bytes of output dropped]\n== killed: x ran out of time\n"
+        );
+        log.push_bytes("k\u{e9}".as_bytes());
+        assert_eq!(log.take(), "k\u{e9}", "a taken log starts again");
     }
 }

@@ -143,6 +143,11 @@ async fn a_script_past_the_time_limit_is_killed() {
     match &err {
         JigError::Timeout { after_ms, runlog } => {
             assert_eq!(*after_ms, 300);
+            // What the script wrote before it hung is kept, then why it ended.
+            assert!(
+                runlog.starts_with("== 01-hang.sh\nstarted\n== killed:"),
+                "{runlog}"
+            );
             assert!(runlog.contains("ran out of time"), "{runlog}");
         }
         other => panic!("expected a timeout, got {other:?}"),
@@ -167,6 +172,60 @@ async fn a_script_past_the_time_limit_is_killed() {
         );
         tokio::task::yield_now().await;
     }
+}
+
+#[tokio::test]
+async fn output_and_errors_stay_in_the_order_they_were_written() {
+    let dir = tempfile::tempdir().unwrap();
+    script(
+        dir.path(),
+        "trace",
+        "01-trace.sh",
+        "set -x\necho one\necho two >&2\necho three\nprintf 'no newline at the end'",
+    );
+    let out = jig(dir.path(), Duration::from_secs(60))
+        .run(RunContext::new(NodeRoleId(5), "trace", node()))
+        .await
+        .unwrap();
+    assert_eq!(
+        out.runlog,
+        "== 01-trace.sh\n+ echo one\none\n+ echo two\ntwo\n+ echo three\nthree\n\
+         + printf no newline at the end\nno newline at the end"
+    );
+}
+
+#[tokio::test]
+async fn a_flood_of_output_is_cut_at_the_cap_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    // 8 MiB of lines of 127 bytes (63 two-byte characters and a newline), then a line on
+    // standard error.
+    script(
+        dir.path(),
+        "flood",
+        "01-flood.sh",
+        "yes 'ééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééé' | head -c 8388608\n\
+         echo done >&2",
+    );
+    let mut config = ScriptConfig::new(dir.path().join("scripts"));
+    config.work_dir = dir.path().to_owned();
+    config.max_log_bytes = 1000;
+    let out = ScriptJig::new(config)
+        .unwrap()
+        .run(RunContext::new(NodeRoleId(6), "flood", node()))
+        .await
+        .unwrap();
+    let (kept, note) = out
+        .runlog
+        .split_once("\n[")
+        .expect("a note of what was dropped");
+    // 15 bytes of header, then the lines: the cap falls between two characters.
+    assert_eq!(kept.len(), 1000, "cut at the cap");
+    assert!(kept.starts_with("== 01-flood.sh\néé"), "{kept}");
+    // Everything past the cap is counted: the header line is 15 bytes, "done\n" 5.
+    assert_eq!(
+        note,
+        format!("{} bytes of output dropped]\n", 15 + 8_388_608 + 5 - 1000)
+    );
 }
 
 #[tokio::test]
