@@ -2,10 +2,10 @@
 //!
 //! Rows live in tables indexed by their dense ids, a noderole's state, run count and cohort in a
 //! compact table of their own beside its row, and the history in one append-only list of
-//! the batches' own entry lists (moved in, not copied) where each entry points back at the
-//! previous entry of the same noderole, links made by the first history query after the
-//! entries came: applying a state change or a history entry is O(1) and touches a few bytes,
-//! and a history nobody reads costs no index.
+//! chunks, one per batch, of 24-byte entries (half a [`HistoryEntry`]) where each entry points
+//! back at the previous entry of the same noderole, links made by the first history query
+//! after the entries came: applying a state change or a history entry is O(1) and touches a
+//! few bytes, and a history nobody reads costs no index.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::num::NonZeroUsize;
@@ -14,9 +14,9 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use crate::{
-    Batch, Deployment, DeploymentId, DeploymentRole, Edge, HistoryEntry, Node, NodeId, NodeRole,
-    NodeRoleId, NodeRoleState, RecordChange, Role, RoleId, Snapshot, StateUpdate, Store,
-    StoreError,
+    Batch, Cause, Deployment, DeploymentId, DeploymentRole, Edge, HistoryEntry, Node, NodeId,
+    NodeRole, NodeRoleId, NodeRoleState, RecordChange, Role, RoleId, Snapshot, StateUpdate, Store,
+    StoreError, Timestamp,
 };
 
 /// A [`Store`] that keeps everything in memory, behind a mutex.
@@ -153,11 +153,10 @@ impl<T> Table<T> {
     }
 }
 
-/// Every history entry in the order applied: each batch's list kept as it came (moved in,
-/// never copied, so growing never moves what is stored), with beside each entry the position
-/// of the same noderole's entry before it; `last` holds the position of each noderole's latest
-/// entry, so one noderole's history is a walk back from there. A position is the entry's
-/// index in the whole history plus one.
+/// Every history entry in the order applied, in chunks (one per batch) of 24-byte
+/// [`Stored`] entries, with beside each entry the position of the same noderole's entry before
+/// it; `last` holds the position of each noderole's latest entry, so one noderole's history is
+/// a walk back from there. A position is the entry's index in the whole history plus one.
 ///
 /// The links are an index made lazily: a query first links the chunks appended since the
 /// last one (`indexed` counts the chunks linked), so each entry is linked once, and only
@@ -171,31 +170,147 @@ struct History {
 }
 
 /// One batch's entries; `start` is the position of its first entry in the whole history;
-/// `prev` is empty until the chunk is linked.
+/// `prev` is empty until the chunk is linked. `times` holds the batch's times, each once for a
+/// run of entries with the same time (an annealer's wave shares one), and `causes` the causes
+/// that do not fit in an entry (a failure's message).
 struct Chunk {
     start: usize,
-    entries: Vec<HistoryEntry>,
+    entries: Vec<Stored>,
+    times: Vec<Timestamp>,
+    causes: Vec<Cause>,
     prev: Vec<Option<NonZeroUsize>>,
+}
+
+/// A history entry as kept: half the size of a [`HistoryEntry`], whose [`Cause`] alone takes
+/// 24 bytes for the sake of a failure's message. The store holds two of these per run for as
+/// long as it lives, so the size is most of what an anneal costs it in memory.
+#[derive(Clone, Copy, Debug)]
+struct Stored {
+    noderole: u64,
+    /// The noderole a cause names, or the index in [`Chunk::causes`] of a cause kept whole.
+    payload: u64,
+    /// The index of the time in [`Chunk::times`].
+    time: u32,
+    /// [`NodeRoleState::code`], or [`NO_STATE`] for a creation.
+    from: i8,
+    to: i8,
+    cause: CauseTag,
+}
+
+const _: () = assert!(std::mem::size_of::<Stored>() == 24);
+
+/// `from` of a noderole's first entry.
+const NO_STATE: i8 = i8::MIN;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CauseTag {
+    Bind,
+    Commit,
+    Propose,
+    JigStarted,
+    JigSucceeded,
+    ParentActive,
+    Ripple,
+    NodeDied,
+    Retry,
+    Timeout,
+    Recovery,
+    ClusterPeer,
+    Operator,
+    /// Kept whole in [`Chunk::causes`].
+    Whole,
+}
+
+impl Chunk {
+    fn new(start: usize, entries: Vec<HistoryEntry>) -> Chunk {
+        let mut times: Vec<Timestamp> = Vec::new();
+        let mut causes = Vec::new();
+        let mut stored: Vec<Stored> = entries
+            .into_iter()
+            .map(|e| {
+                if times.last() != Some(&e.at) {
+                    times.push(e.at);
+                }
+                let (cause, payload) = match e.cause {
+                    Cause::Bind => (CauseTag::Bind, 0),
+                    Cause::Commit => (CauseTag::Commit, 0),
+                    Cause::Propose => (CauseTag::Propose, 0),
+                    Cause::JigStarted => (CauseTag::JigStarted, 0),
+                    Cause::JigSucceeded => (CauseTag::JigSucceeded, 0),
+                    Cause::ParentActive { parent } => (CauseTag::ParentActive, parent.get()),
+                    Cause::Ripple { origin } => (CauseTag::Ripple, origin.get()),
+                    Cause::NodeDied => (CauseTag::NodeDied, 0),
+                    Cause::Retry => (CauseTag::Retry, 0),
+                    Cause::Timeout => (CauseTag::Timeout, 0),
+                    Cause::Recovery => (CauseTag::Recovery, 0),
+                    Cause::ClusterPeer { peer } => (CauseTag::ClusterPeer, peer.get()),
+                    Cause::Operator => (CauseTag::Operator, 0),
+                    whole @ Cause::JigFailed { .. } => {
+                        causes.push(whole);
+                        (CauseTag::Whole, causes.len() as u64 - 1)
+                    }
+                };
+                Stored {
+                    noderole: e.noderole.get(),
+                    payload,
+                    time: times.len() as u32 - 1,
+                    from: e.from.map_or(NO_STATE, NodeRoleState::code),
+                    to: e.to.code(),
+                    cause,
+                }
+            })
+            .collect();
+        // The collect may have kept the batch's own block, twice the room needed: the rest goes
+        // back to the allocator (in place, nothing copied).
+        stored.shrink_to_fit();
+        Chunk {
+            start,
+            entries: stored,
+            times,
+            causes,
+            prev: Vec::new(),
+        }
+    }
+
+    /// The entry at index `i` of this chunk, as it came.
+    fn entry(&self, i: usize) -> HistoryEntry {
+        let s = self.entries[i];
+        let state = |code: i8| NodeRoleState::from_code(code.into()).expect("stored from a state");
+        let id = NodeRoleId(s.payload);
+        HistoryEntry {
+            noderole: NodeRoleId(s.noderole),
+            from: (s.from != NO_STATE).then(|| state(s.from)),
+            to: state(s.to),
+            cause: match s.cause {
+                CauseTag::Bind => Cause::Bind,
+                CauseTag::Commit => Cause::Commit,
+                CauseTag::Propose => Cause::Propose,
+                CauseTag::JigStarted => Cause::JigStarted,
+                CauseTag::JigSucceeded => Cause::JigSucceeded,
+                CauseTag::ParentActive => Cause::ParentActive { parent: id },
+                CauseTag::Ripple => Cause::Ripple { origin: id },
+                CauseTag::NodeDied => Cause::NodeDied,
+                CauseTag::Retry => Cause::Retry,
+                CauseTag::Timeout => Cause::Timeout,
+                CauseTag::Recovery => Cause::Recovery,
+                CauseTag::ClusterPeer => Cause::ClusterPeer { peer: id },
+                CauseTag::Operator => Cause::Operator,
+                CauseTag::Whole => self.causes[s.payload as usize].clone(),
+            },
+            at: self.times[s.time as usize],
+        }
+    }
 }
 
 impl History {
     /// Appends a batch's entries.
-    fn extend(&mut self, mut entries: Vec<HistoryEntry>) {
+    fn extend(&mut self, entries: Vec<HistoryEntry>) {
         if entries.is_empty() {
             return;
         }
-        if entries.capacity() - entries.len() > entries.len() / 4 {
-            // Kept for good: do not keep the room of a list sized for a bigger batch (shrinking
-            // in place, the allocator does not copy).
-            entries.shrink_to_fit();
-        }
         let start = self.len;
         self.len += entries.len();
-        self.chunks.push(Chunk {
-            start,
-            entries,
-            prev: Vec::new(),
-        });
+        self.chunks.push(Chunk::new(start, entries));
     }
 
     /// Links the chunks appended since the last query.
@@ -203,12 +318,11 @@ impl History {
         for chunk in &mut self.chunks[self.indexed..] {
             chunk.prev.reserve_exact(chunk.entries.len());
             for (k, entry) in chunk.entries.iter().enumerate() {
-                let id = entry.noderole.get();
                 let position = NonZeroUsize::MIN.saturating_add(chunk.start + k);
-                chunk.prev.push(match self.last.get_mut(id) {
+                chunk.prev.push(match self.last.get_mut(entry.noderole) {
                     Some(last) => Some(std::mem::replace(last, position)),
                     None => {
-                        self.last.insert(id, position);
+                        self.last.insert(entry.noderole, position);
                         None
                     }
                 });
@@ -225,7 +339,7 @@ impl History {
             let i = position.get() - 1;
             // The chunk holding position i: the last one starting at or before it.
             let c = &self.chunks[self.chunks.partition_point(|c| c.start <= i) - 1];
-            out.push(c.entries[i - c.start].clone());
+            out.push(c.entry(i - c.start));
             at = c.prev[i - c.start];
         }
         out.reverse();
@@ -447,6 +561,68 @@ mod tests {
             cause: Cause::JigStarted,
             at: Timestamp(at),
         }
+    }
+
+    #[tokio::test]
+    async fn every_cause_state_and_time_comes_back_as_it_went_in() {
+        let store = MemStore::new();
+        let mut c = sample_cluster();
+        let first = c.take_batch();
+        let created = first.history.clone();
+        store.apply(first).await.unwrap();
+        let nr = created[0].noderole;
+        let causes = [
+            Cause::Bind,
+            Cause::Commit,
+            Cause::Propose,
+            Cause::JigStarted,
+            Cause::JigSucceeded,
+            Cause::JigFailed {
+                message: "disk full".into(),
+            },
+            Cause::ParentActive {
+                parent: NodeRoleId(u64::MAX),
+            },
+            Cause::Ripple {
+                origin: NodeRoleId(7),
+            },
+            Cause::NodeDied,
+            Cause::Retry,
+            Cause::Timeout,
+            Cause::Recovery,
+            Cause::ClusterPeer {
+                peer: NodeRoleId(1 << 40),
+            },
+            Cause::Operator,
+            Cause::JigFailed {
+                message: "second failure, same batch".into(),
+            },
+        ];
+        let states = [
+            NodeRoleState::Error,
+            NodeRoleState::Active,
+            NodeRoleState::Todo,
+            NodeRoleState::Transition,
+            NodeRoleState::Blocked,
+            NodeRoleState::Proposed,
+        ];
+        let mut batch = Batch::default();
+        for (k, cause) in causes.iter().enumerate() {
+            batch.history.push(HistoryEntry {
+                noderole: nr,
+                from: (k % 7 != 0).then(|| states[k % states.len()]),
+                to: states[(k + 1) % states.len()],
+                cause: cause.clone(),
+                // Runs of equal times, and times going back.
+                at: Timestamp([5, 5, 5, 9, 9, 1, 5, u64::MAX][k % 8]),
+            });
+        }
+        let sent = batch.history.clone();
+        store.apply(batch).await.unwrap();
+        let mut expected: Vec<HistoryEntry> =
+            created.into_iter().filter(|e| e.noderole == nr).collect();
+        expected.extend(sent);
+        assert_eq!(store.history(nr).await.unwrap(), expected);
     }
 
     #[tokio::test]
