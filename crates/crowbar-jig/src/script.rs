@@ -90,7 +90,9 @@ impl ScriptConfig {
 /// (`true`/`false`, decimal, `0x`/`0o`/`0b`), and become the noderole's wall. The first script
 /// that exits non-zero fails the run. Standard output and error go to the runlog through one
 /// pipe, in the order they were written, up to [`ScriptConfig::max_log_bytes`] (a prefix, with
-/// a count of what was dropped); a run killed at its time limit keeps what it wrote before.
+/// a count of what was dropped); a run killed at its time limit keeps what it wrote before. A
+/// script's run ends when the script does, even if a background process it started still
+/// holds its output (over ssh, that depends on the remote side closing the session).
 ///
 /// **Where.** Locally, unless the node has an address ([`NodeInfo::address`](crate::NodeInfo))
 /// and [`ScriptConfig::ssh`] is set: then the directory is made with `mktemp -d` on the node,
@@ -635,10 +637,9 @@ async fn exec(
                 None => Ok(()),
             }
         };
-        let (logged, answered) = tokio::join!(copy_into(output, log), keep);
-        logged.and(answered)?;
-        let status = child.wait().await?;
-        Ok::<_, std::io::Error>((status, kept))
+        let (logged, answered) = tokio::join!(copy_until_exit(output, &mut child, log), keep);
+        answered?;
+        Ok::<_, std::io::Error>((logged?, kept))
     })
     .await;
     match ran {
@@ -661,34 +662,72 @@ async fn exec(
     }
 }
 
-/// Reads `output` to its end into `log`: whole lines as they come (a character is never cut
-/// in two), the rest at the end.
-async fn copy_into(
+/// Reads `output` into `log` until `child` has exited and what it wrote is read: whole lines
+/// as they come (a character is never cut in two), the rest at the end. Once the child is gone
+/// the pipe is emptied and left: a background process it started that still holds the pipe
+/// (a daemon that kept its output) does not keep the run open.
+async fn copy_until_exit(
     mut output: tokio::net::unix::pipe::Receiver,
+    child: &mut tokio::process::Child,
     log: &mut Runlog,
-) -> std::io::Result<()> {
+) -> std::io::Result<std::process::ExitStatus> {
+    enum Step {
+        Read(std::io::Result<usize>),
+        Exited(std::io::Result<std::process::ExitStatus>),
+    }
     let mut buf = vec![0u8; 16 * 1024];
     let mut pending = 0;
-    loop {
+    let status = loop {
         if pending == buf.len() {
             // A line longer than the buffer: logged as it is.
-            log.push_bytes(&buf[..pending]);
+            log.push_bytes(&buf);
             pending = 0;
         }
-        let n = output.read(&mut buf[pending..]).await?;
-        if n == 0 {
-            log.push_bytes(&buf[..pending]);
-            return Ok(());
-        }
-        let end = pending + n;
-        match buf[..end].iter().rposition(|b| *b == b'\n') {
-            Some(last) => {
-                log.push_bytes(&buf[..=last]);
-                buf.copy_within(last + 1..end, 0);
-                pending = end - last - 1;
+        let step = tokio::select! {
+            read = output.read(&mut buf[pending..]) => Step::Read(read),
+            status = child.wait() => Step::Exited(status),
+        };
+        match step {
+            Step::Read(read) => match read? {
+                // Every writer closed the pipe: the child has ended, or is about to.
+                0 => break child.wait().await?,
+                n => pending = log_lines(&mut buf, pending + n, log),
+            },
+            Step::Exited(status) => {
+                let status = status?;
+                // What the child wrote is in the pipe: read it with plain non-blocking reads
+                // (the reactor may not have seen it yet), up to the first empty read.
+                let mut rest = std::fs::File::from(output.into_nonblocking_fd()?);
+                loop {
+                    if pending == buf.len() {
+                        log.push_bytes(&buf);
+                        pending = 0;
+                    }
+                    match std::io::Read::read(&mut rest, &mut buf[pending..]) {
+                        Ok(0) => break,
+                        Ok(n) => pending = log_lines(&mut buf, pending + n, log),
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                break status;
             }
-            None => pending = end,
         }
+    };
+    log.push_bytes(&buf[..pending]);
+    Ok(status)
+}
+
+/// Logs the whole lines of `buf[..end]` and moves the rest to the front; returns its length.
+fn log_lines(buf: &mut [u8], end: usize, log: &mut Runlog) -> usize {
+    match buf[..end].iter().rposition(|b| *b == b'\n') {
+        Some(last) => {
+            log.push_bytes(&buf[..=last]);
+            buf.copy_within(last + 1..end, 0);
+            end - last - 1
+        }
+        None => end,
     }
 }
 

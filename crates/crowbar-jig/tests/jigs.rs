@@ -228,6 +228,37 @@ async fn a_flood_of_output_is_cut_at_the_cap_and_counted() {
     );
 }
 
+/// Kills a process by pid when dropped.
+struct KillOnDrop(String);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill").arg(&self.0).status();
+    }
+}
+
+#[tokio::test]
+async fn a_background_process_holding_the_output_does_not_keep_the_run_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("daemon.pid");
+    // A daemon started the careless way: in the background, with the script's output.
+    script(
+        dir.path(),
+        "svc",
+        "01-start.sh",
+        &format!(
+            "sleep 600 &\necho $! > {}\necho started\nprintf 'last words'",
+            pidfile.display()
+        ),
+    );
+    let ran = jig(dir.path(), Duration::from_secs(60))
+        .run(RunContext::new(NodeRoleId(8), "svc", node()))
+        .await;
+    let _daemon = KillOnDrop(std::fs::read_to_string(&pidfile).unwrap().trim().to_owned());
+    let out = ran.expect("the run ends with its script, not at the time limit");
+    assert_eq!(out.runlog, "== 01-start.sh\nstarted\nlast words");
+}
+
 #[tokio::test]
 async fn scripts_see_a_clean_environment() {
     let dir = tempfile::tempdir().unwrap();
