@@ -26,7 +26,10 @@ impl IdSet {
 
     /// Adds `i`; false if it was there.
     pub(crate) fn insert(&mut self, i: usize) -> bool {
-        self.grow(i);
+        // The levels grow together: when level 0 holds word `i >> 6`, the others hold theirs.
+        if self.words[0].len() <= i >> 6 {
+            self.grow(i);
+        }
         let bit = 1u64 << (i & 63);
         let w0 = &mut self.words[0][i >> 6];
         if *w0 & bit != 0 {
@@ -91,8 +94,11 @@ impl CohortQueue {
         if self.by_cohort.len() <= c {
             self.by_cohort.resize_with(c + 1, IdSet::default);
         }
-        self.by_cohort[c].insert(id as usize);
-        self.cohorts.insert(c);
+        let set = &mut self.by_cohort[c];
+        if set.insert(id as usize) && set.len() == 1 {
+            // The cohort's first key: it joins the cohorts with keys.
+            self.cohorts.insert(c);
+        }
     }
 
     pub(crate) fn remove(&mut self, cohort: u32, id: u64) {
