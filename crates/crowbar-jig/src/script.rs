@@ -696,16 +696,23 @@ async fn copy_until_exit(
             Step::Exited(status) => {
                 let status = status?;
                 // What the child wrote is in the pipe: read it with plain non-blocking reads
-                // (the reactor may not have seen it yet), up to the first empty read.
+                // (the reactor may not have seen it yet), up to the first empty read, and no
+                // more than a pipe can hold, so that a process still writing cannot keep this
+                // loop (which does not yield) going.
                 let mut rest = std::fs::File::from(output.into_nonblocking_fd()?);
-                loop {
+                let mut left = MAX_PIPE_BYTES;
+                while left > 0 {
                     if pending == buf.len() {
                         log.push_bytes(&buf);
                         pending = 0;
                     }
-                    match std::io::Read::read(&mut rest, &mut buf[pending..]) {
+                    let room = (buf.len() - pending).min(left);
+                    match std::io::Read::read(&mut rest, &mut buf[pending..pending + room]) {
                         Ok(0) => break,
-                        Ok(n) => pending = log_lines(&mut buf, pending + n, log),
+                        Ok(n) => {
+                            left -= n;
+                            pending = log_lines(&mut buf, pending + n, log);
+                        }
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                         Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                         Err(e) => return Err(e),
@@ -718,6 +725,10 @@ async fn copy_until_exit(
     log.push_bytes(&buf[..pending]);
     Ok(status)
 }
+
+/// The most a pipe holds on Linux unless raised (`/proc/sys/fs/pipe-max-size`): all a child
+/// can have written before it exited and nobody read.
+const MAX_PIPE_BYTES: usize = 1 << 20;
 
 /// Logs the whole lines of `buf[..end]` and moves the rest to the front; returns its length.
 fn log_lines(buf: &mut [u8], end: usize, log: &mut Runlog) -> usize {

@@ -260,6 +260,45 @@ async fn a_background_process_holding_the_output_does_not_keep_the_run_open() {
 }
 
 #[tokio::test]
+async fn a_background_process_that_never_stops_writing_does_not_keep_the_run_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("yes.pid");
+    script(
+        dir.path(),
+        "svc",
+        "01-start.sh",
+        // The writer fills more than a pipe's worth, says so, and goes on writing; the script
+        // waits for that (a busy loop: no sleep) and exits while the pipe is being filled. (The
+        // jig reads at most a pipe's worth after the exit, whoever writes.)
+        &format!(
+            "sh -c 'yes | head -c 70000; touch ready; exec yes' &\necho $! > {}\n\
+             while [ ! -e ready ]; do :; done\nexit 0",
+            pidfile.display()
+        ),
+    );
+    let mut config = ScriptConfig::new(dir.path().join("scripts"));
+    config.work_dir = dir.path().to_owned();
+    config.timeout = Duration::from_secs(60);
+    config.max_log_bytes = 100;
+    let ran = ScriptJig::new(config)
+        .unwrap()
+        .run(RunContext::new(NodeRoleId(9), "svc", node()))
+        .await;
+    let _writer = KillOnDrop(std::fs::read_to_string(&pidfile).unwrap().trim().to_owned());
+    let out = ran.expect("the run ends with its script");
+    assert!(
+        out.runlog.starts_with("== 01-start.sh\ny\ny\n"),
+        "{}",
+        out.runlog
+    );
+    assert!(
+        out.runlog.contains("bytes of output dropped]"),
+        "{}",
+        out.runlog
+    );
+}
+
+#[tokio::test]
 async fn scripts_see_a_clean_environment() {
     let dir = tempfile::tempdir().unwrap();
     script(
