@@ -622,8 +622,8 @@ async fn exec(
         cmd.current_dir(dir);
     }
     let spawned = cmd.spawn();
-    // The command holds the pipe's write end: closed here, so that the read below ends when
-    // the child (and whatever inherited its output) is done.
+    // The command holds the pipe's write end: closed here, so that only the child (and what it
+    // starts) holds it, and the read below sees the end when they close it.
     drop(cmd);
     let mut child = spawned.map_err(spawn_error)?;
     let output =
@@ -678,11 +678,6 @@ async fn copy_until_exit(
     let mut buf = vec![0u8; 16 * 1024];
     let mut pending = 0;
     let status = loop {
-        if pending == buf.len() {
-            // A line longer than the buffer: logged as it is.
-            log.push_bytes(&buf);
-            pending = 0;
-        }
         let step = tokio::select! {
             read = output.read(&mut buf[pending..]) => Step::Read(read),
             status = child.wait() => Step::Exited(status),
@@ -702,10 +697,6 @@ async fn copy_until_exit(
                 let mut rest = std::fs::File::from(output.into_nonblocking_fd()?);
                 let mut left = MAX_PIPE_BYTES;
                 while left > 0 {
-                    if pending == buf.len() {
-                        log.push_bytes(&buf);
-                        pending = 0;
-                    }
                     let room = (buf.len() - pending).min(left);
                     match std::io::Read::read(&mut rest, &mut buf[pending..pending + room]) {
                         Ok(0) => break,
@@ -730,13 +721,18 @@ async fn copy_until_exit(
 /// can have written before it exited and nobody read.
 const MAX_PIPE_BYTES: usize = 1 << 20;
 
-/// Logs the whole lines of `buf[..end]` and moves the rest to the front; returns its length.
+/// Logs the whole lines of `buf[..end]` and moves the rest to the front; returns its length,
+/// always below `buf.len()`: a line longer than the buffer is logged as far as it goes.
 fn log_lines(buf: &mut [u8], end: usize, log: &mut Runlog) -> usize {
     match buf[..end].iter().rposition(|b| *b == b'\n') {
         Some(last) => {
             log.push_bytes(&buf[..=last]);
             buf.copy_within(last + 1..end, 0);
             end - last - 1
+        }
+        None if end == buf.len() => {
+            log.push_bytes(buf);
+            0
         }
         None => end,
     }
@@ -873,6 +869,17 @@ mod tests {
              -o GlobalKnownHostsFile=/dev/null -o UserKnownHostsFile=/etc/crowbar/known_hosts \
              -p 2222 -- crowbar@10.0.0.1 true"
         );
+    }
+
+    #[test]
+    fn whole_lines_go_to_the_log_and_a_line_longer_than_the_buffer_as_far_as_it_goes() {
+        let mut log = Runlog::new(100);
+        let mut buf = *b"ab\ncd\nef";
+        assert_eq!(log_lines(&mut buf, 8, &mut log), 2);
+        assert_eq!(&buf[..2], b"ef");
+        let mut full = *b"ghijklmn";
+        assert_eq!(log_lines(&mut full, 8, &mut log), 0);
+        assert_eq!(log.take(), "ab\ncd\nghijklmn");
     }
 
     #[test]

@@ -18,9 +18,14 @@ fn node() -> NodeInfo {
 }
 
 fn jig(dir: &Path, timeout: Duration) -> ScriptJig {
+    capped_jig(dir, timeout, ScriptConfig::new("").max_log_bytes)
+}
+
+fn capped_jig(dir: &Path, timeout: Duration, max_log_bytes: usize) -> ScriptJig {
     let mut config = ScriptConfig::new(dir.join("scripts"));
     config.work_dir = dir.to_owned();
     config.timeout = timeout;
+    config.max_log_bytes = max_log_bytes;
     ScriptJig::new(config).unwrap()
 }
 
@@ -206,11 +211,7 @@ async fn a_flood_of_output_is_cut_at_the_cap_and_counted() {
         "yes 'ééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééé' | head -c 8388608\n\
          echo done >&2",
     );
-    let mut config = ScriptConfig::new(dir.path().join("scripts"));
-    config.work_dir = dir.path().to_owned();
-    config.max_log_bytes = 1000;
-    let out = ScriptJig::new(config)
-        .unwrap()
+    let out = capped_jig(dir.path(), Duration::from_secs(60), 1000)
         .run(RunContext::new(NodeRoleId(6), "flood", node()))
         .await
         .unwrap();
@@ -237,54 +238,48 @@ impl Drop for KillOnDrop {
     }
 }
 
-#[tokio::test]
-async fn a_background_process_holding_the_output_does_not_keep_the_run_open() {
+/// Runs role `svc`, whose one script is `body` with `{pidfile}` standing for the file where it
+/// writes the pid of the background process it leaves; that process is killed when the
+/// returned guard drops.
+async fn run_leaving_a_process(
+    body: &str,
+    max_log_bytes: usize,
+) -> (Result<JigOutput, JigError>, KillOnDrop) {
     let dir = tempfile::tempdir().unwrap();
-    let pidfile = dir.path().join("daemon.pid");
-    // A daemon started the careless way: in the background, with the script's output.
-    script(
-        dir.path(),
-        "svc",
-        "01-start.sh",
-        &format!(
-            "sleep 600 &\necho $! > {}\necho started\nprintf 'last words'",
-            pidfile.display()
-        ),
-    );
-    let ran = jig(dir.path(), Duration::from_secs(60))
+    let pidfile = dir.path().join("background.pid");
+    let body = body.replace("{pidfile}", &pidfile.display().to_string());
+    script(dir.path(), "svc", "01-start.sh", &body);
+    let ran = capped_jig(dir.path(), Duration::from_secs(60), max_log_bytes)
         .run(RunContext::new(NodeRoleId(8), "svc", node()))
         .await;
-    let _daemon = KillOnDrop(std::fs::read_to_string(&pidfile).unwrap().trim().to_owned());
+    let pid = std::fs::read_to_string(&pidfile).unwrap().trim().to_owned();
+    (ran, KillOnDrop(pid))
+}
+
+#[tokio::test]
+async fn a_background_process_holding_the_output_does_not_keep_the_run_open() {
+    // A daemon started the careless way: in the background, with the script's output.
+    let (ran, _daemon) = run_leaving_a_process(
+        "sleep 600 &\necho $! > {pidfile}\necho started\nprintf 'last words'",
+        1 << 20,
+    )
+    .await;
     let out = ran.expect("the run ends with its script, not at the time limit");
     assert_eq!(out.runlog, "== 01-start.sh\nstarted\nlast words");
 }
 
 #[tokio::test]
 async fn a_background_process_that_never_stops_writing_does_not_keep_the_run_open() {
-    let dir = tempfile::tempdir().unwrap();
-    let pidfile = dir.path().join("yes.pid");
-    script(
-        dir.path(),
-        "svc",
-        "01-start.sh",
-        // The writer fills more than a pipe's worth, says so, and goes on writing; the script
-        // waits for that (a busy loop: no sleep) and exits while the pipe is being filled. (The
-        // jig reads at most a pipe's worth after the exit, whoever writes.)
-        &format!(
-            "sh -c 'yes | head -c 70000; touch ready; exec yes' &\necho $! > {}\n\
-             while [ ! -e ready ]; do :; done\nexit 0",
-            pidfile.display()
-        ),
-    );
-    let mut config = ScriptConfig::new(dir.path().join("scripts"));
-    config.work_dir = dir.path().to_owned();
-    config.timeout = Duration::from_secs(60);
-    config.max_log_bytes = 100;
-    let ran = ScriptJig::new(config)
-        .unwrap()
-        .run(RunContext::new(NodeRoleId(9), "svc", node()))
-        .await;
-    let _writer = KillOnDrop(std::fs::read_to_string(&pidfile).unwrap().trim().to_owned());
+    // The writer fills more than a pipe's worth, says so, and goes on writing; the script
+    // waits for that (a busy loop: no sleep) and exits while the pipe is being filled, so the
+    // jig must notice the exit while its reads are always ready. (After the exit it reads at
+    // most a pipe's worth, whoever writes.)
+    let (ran, _writer) = run_leaving_a_process(
+        "sh -c 'yes | head -c 70000; touch ready; exec yes' &\necho $! > {pidfile}\n\
+         while [ ! -e ready ]; do :; done\nexit 0",
+        100,
+    )
+    .await;
     let out = ran.expect("the run ends with its script");
     assert!(
         out.runlog.starts_with("== 01-start.sh\ny\ny\n"),

@@ -598,14 +598,7 @@ mod tests {
                 message: "second failure, same batch".into(),
             },
         ];
-        let states = [
-            NodeRoleState::Error,
-            NodeRoleState::Active,
-            NodeRoleState::Todo,
-            NodeRoleState::Transition,
-            NodeRoleState::Blocked,
-            NodeRoleState::Proposed,
-        ];
+        let states = NodeRoleState::ALL;
         let mut batch = Batch::default();
         for (k, cause) in causes.iter().enumerate() {
             batch.history.push(HistoryEntry {
