@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use crowbar_anneal::{AnnealStatus, Annealer, AnnealerConfig, SimConfig, SimReport, Simulation};
 use crowbar_core::{
-    Cluster, ManualClock, NodeRoleState, NodeSpec, RetryPolicy, RoleFlag, RoleSpec, Timestamp,
+    Cluster, ManualClock, NodeRoleState, NodeSpec, RetryPolicy, RoleFlag, RoleHooks, RoleSpec,
+    Timestamp,
 };
 use proptest::prelude::*;
 
@@ -40,8 +41,17 @@ fn topology() -> impl Strategy<Value = Topology> {
     })
 }
 
-fn build(t: &Topology, clock: Arc<ManualClock>) -> Annealer {
+/// Hooks that do nothing: registering them takes the model off its lean paths (which only
+/// run with no hooks), so a run with them checks those paths against the general ones.
+struct Quiet;
+
+impl RoleHooks for Quiet {}
+
+fn build(t: &Topology, clock: Arc<ManualClock>, hooks: bool) -> Annealer {
     let mut c = Cluster::with_clock(clock);
+    if hooks {
+        c.register_hooks("r0", Arc::new(Quiet));
+    }
     for (i, (parents, implicit, destructive, retries)) in t.roles.iter().enumerate() {
         let mut parents = parents.clone();
         parents.sort();
@@ -77,8 +87,12 @@ fn build(t: &Topology, clock: Arc<ManualClock>) -> Annealer {
 }
 
 fn simulate(t: &Topology, config: SimConfig) -> (SimReport, Vec<NodeRoleState>) {
+    simulate_with(t, config, false)
+}
+
+fn simulate_with(t: &Topology, config: SimConfig, hooks: bool) -> (SimReport, Vec<NodeRoleState>) {
     let clock = Arc::new(ManualClock::new(Timestamp(1_000_000)));
-    let annealer = build(t, clock.clone());
+    let annealer = build(t, clock.clone(), hooks);
     let mut sim = Simulation::new(annealer, clock, config);
     let report = sim.run_to_end();
     let states = sim
@@ -138,6 +152,16 @@ proptest! {
         let (a, _) = simulate(&t, config.clone());
         let (b, _) = simulate(&t, config);
         prop_assert_eq!(a, b);
+    }
+
+    /// The model's lean paths for starts and finishes (taken when no hook is registered) give
+    /// exactly what its general paths give: the same history, events and end states.
+    #[test]
+    fn lean_paths_match_the_general_ones(t in topology(), seed in any::<u64>()) {
+        let config = faulty(seed, 200, 30, 50);
+        let lean = simulate_with(&t, config.clone(), false);
+        let general = simulate_with(&t, config, true);
+        prop_assert_eq!(lean, general);
     }
 }
 

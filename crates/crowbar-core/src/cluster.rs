@@ -497,7 +497,7 @@ pub struct Cluster {
     undo: Vec<Undo>,
     /// Whether changes go to `undo`: false while [`Cluster::txn_checked`] applies a change that
     /// nothing can refuse any more.
-    undo_on: bool,
+    pub(crate) undo_on: bool,
     events: VecDeque<HookEvent>,
     pending: Pending,
     noderole_count: usize,
@@ -1543,7 +1543,7 @@ impl Cluster {
         })
     }
 
-    #[inline]
+    #[inline(always)]
     fn mark_nr(&mut self, id: NodeRoleId, flag: u8) {
         self.journal_noderole(id);
         let h = &mut self.hot[id.index()];
@@ -1553,7 +1553,7 @@ impl Cluster {
         h.marks |= flag;
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn history(
         &mut self,
         id: NodeRoleId,
@@ -1859,49 +1859,58 @@ impl Cluster {
     /// Sets a noderole's state, keeping every counter in step. Returns the old state.
     #[inline]
     fn set_state_raw(&mut self, id: NodeRoleId, to: NodeRoleState) -> NodeRoleState {
-        let Hot {
-            state: from,
-            node,
-            deployment,
-            ..
-        } = self.hot[id.index()];
-        if from == to {
-            return from;
+        let from = self.hot[id.index()].state;
+        if from != to {
+            self.move_state(id, from, to);
         }
-        // The noderole itself is journaled by its callers' dirty mark (or the undo step).
-        self.hot_mut(id.index(), |h| h.state = to);
+        from
+    }
+
+    /// Moves a noderole from `from` (its state) to `to` (another), keeping every counter in
+    /// step: the node's busy count, the deployment's counts per state, the strays, and, when
+    /// it enters or leaves ACTIVE, its children's counts of parents not ACTIVE (a child whose
+    /// activatability flips is journaled). The noderole itself is journaled by its callers'
+    /// dirty mark. Always inlined, so that a caller with constant states (the annealer's
+    /// start and finish) keeps only the branches its states take.
+    #[inline(always)]
+    fn move_state(&mut self, id: NodeRoleId, from: NodeRoleState, to: NodeRoleState) {
+        debug_assert_ne!(from, to);
         let busy = |s: NodeRoleState| matches!(s, NodeRoleState::Transition | NodeRoleState::Error);
-        let idx = &mut self.node_index[node.index()];
-        if busy(from) {
-            idx.busy -= 1;
+        let straying = |s: NodeRoleState| matches!(s, NodeRoleState::Todo | NodeRoleState::Error);
+        let h = &mut self.hot[id.index()];
+        debug_assert_eq!(h.state, from);
+        h.state = to;
+        let (node, deployment) = (h.node, h.deployment);
+        if straying(from) != straying(to) && h.inactive_parents > 0 && h.present {
+            self.strays = self.strays + straying(to) as u32 - straying(from) as u32;
         }
-        if busy(to) {
-            idx.busy += 1;
+        if busy(from) != busy(to) {
+            let idx = &mut self.node_index[node.index()];
+            idx.busy = idx.busy + busy(to) as u32 - busy(from) as u32;
         }
         let counts = &mut self.deployment_counts[deployment.index()];
         counts[from.slot()] -= 1;
         counts[to.slot()] += 1;
-        let was_active = from == NodeRoleState::Active;
         let is_active = to == NodeRoleState::Active;
-        if was_active != is_active {
-            for i in 0..self.links[id.index()].children().len() {
-                let c = self.links[id.index()].child(i);
-                let (before, after) = self.hot_mut(c.index(), |h| {
-                    let before = h.inactive_parents;
-                    if is_active {
-                        h.inactive_parents -= 1;
-                    } else {
-                        h.inactive_parents += 1;
-                    }
-                    (before, h.inactive_parents)
-                });
+        if (from == NodeRoleState::Active) != is_active {
+            let links = &self.links[id.index()];
+            for &c in links.children() {
+                let h = &mut self.hot[c.index()];
+                let before = h.inactive_parents;
+                let after = if is_active { before - 1 } else { before + 1 };
+                h.inactive_parents = after;
                 if before == 0 || after == 0 {
-                    // Its activatability changed.
-                    self.journal_noderole(c);
+                    // Its activatability changed, and with it whether it is a stray.
+                    if h.present && straying(h.state) {
+                        self.strays = self.strays + (after > 0) as u32 - (before > 0) as u32;
+                    }
+                    if self.journal.on && h.marks & LISTED == 0 {
+                        h.marks |= LISTED;
+                        self.journal.changes.noderoles.push(c);
+                    }
                 }
             }
         }
-        from
     }
 
     /// Changes a noderole's state, and raises its run count when `ran`, with history and
@@ -1915,13 +1924,15 @@ impl Cluster {
         hooks: bool,
     ) {
         let h = self.hot[id.index()];
-        let from = self.set_state_raw(id, to);
+        let from = h.state;
         if from == to && !ran {
             return;
         }
+        if from != to {
+            self.move_state(id, from, to);
+        }
         if ran {
-            let runs = h.run_count + 1;
-            self.hot[id.index()].run_count = runs;
+            self.hot[id.index()].run_count = h.run_count + 1;
         }
         self.log_undo(|| Undo::State(id, from, h.run_count));
         self.mark_nr(id, DIRTY_STATE);
@@ -1931,6 +1942,51 @@ impl Cluster {
                 self.queue(HookEvent::State(id, to));
             }
         }
+    }
+
+    /// Starts a lean operation if one may be: when it would be the outermost one and no hook
+    /// is registered, nothing can refuse it once checked (no undo step is needed) and no hook
+    /// is to be told, as in [`Cluster::txn_checked`]. Returns whether it started; the caller
+    /// then makes its checked changes and calls [`Cluster::end_lean`].
+    #[inline]
+    pub(crate) fn begin_lean(&mut self) -> bool {
+        if self.depth > 0 || !self.hooks_by_name.is_empty() {
+            return false;
+        }
+        self.depth = 1;
+        self.undo_on = false;
+        true
+    }
+
+    /// [`Cluster::set_state`] for a checked change from `from` (the noderole's state) to `to`
+    /// (another) in a lean operation ([`Cluster::begin_lean`]): no undo step, no hook. Always inlined, so
+    /// that the annealer's starts and finishes, whose states are constants, keep only the
+    /// work their states ask for.
+    #[inline(always)]
+    pub(crate) fn step_lean(
+        &mut self,
+        id: NodeRoleId,
+        from: NodeRoleState,
+        to: NodeRoleState,
+        ran: bool,
+        cause: Cause,
+    ) {
+        debug_assert!(!self.undo_on && self.hooks_by_name.is_empty());
+        self.move_state(id, from, to);
+        if ran {
+            self.hot[id.index()].run_count += 1;
+        }
+        self.mark_nr(id, DIRTY_STATE);
+        self.history(id, Some(from), to, cause);
+    }
+
+    /// Ends a lean operation as [`Cluster::txn`] ends an outermost one: the time it read is
+    /// let go.
+    #[inline]
+    pub(crate) fn end_lean(&mut self) {
+        self.undo_on = true;
+        self.depth = 0;
+        self.now = None;
     }
 
     pub(crate) fn set_cohort(&mut self, id: NodeRoleId, cohort: u32) {
