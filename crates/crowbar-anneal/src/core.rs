@@ -528,15 +528,13 @@ impl Annealer {
             // absorb below), so that its rows can be fetched together.
             picks.clear();
             let room = self.config.max_running - self.running.len();
-            while picks.len() < room {
-                let Some((_, id)) = self.heads.pop_first() else {
-                    break;
-                };
+            let (queued, node_head) = (&self.queued, &mut self.node_head);
+            self.heads.drain_first(|_, id| {
                 let id = NodeRoleId(id);
-                let node = self.queued[id.0 as usize].node;
-                self.node_head[node.0 as usize] = None;
+                node_head[queued[id.0 as usize].node.0 as usize] = None;
                 picks.push(id);
-            }
+                picks.len() < room
+            });
             if picks.is_empty() {
                 break;
             }
