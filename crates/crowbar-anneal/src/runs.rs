@@ -105,8 +105,16 @@ impl Runs {
 
     /// Ends `run`, if it is still in progress.
     pub(crate) fn remove(&mut self, run: RunId) -> Option<Running> {
-        self.get(run)?;
-        self.take_of(run.noderole())
+        let i = index(run.noderole());
+        let slot = self.slot_of(run.noderole())?;
+        let entry = &mut self.slots[slot];
+        if entry.as_ref()?.run != run {
+            return None;
+        }
+        self.of[i] = 0;
+        self.free.push(slot as u32);
+        self.len -= 1;
+        entry.take()
     }
 }
 

@@ -1025,7 +1025,7 @@ impl Cluster {
         true
     }
 
-    #[inline]
+    #[inline(always)]
     fn journal_noderole(&mut self, id: NodeRoleId) {
         let j = &mut self.journal;
         if !j.on {

@@ -786,18 +786,26 @@ impl Cluster {
 
     /// Blocks the children of `origin` (just made TODO or BLOCKED) that are in ERROR or TODO,
     /// and theirs, recursively.
+    #[inline]
     fn block_children(&mut self, origin: NodeRoleId) {
+        // `origin` is not ACTIVE, so a blockable child would be a stray: with none in the
+        // graph (the rule once ripples have run) there is nothing to walk.
+        if self.strays != 0 {
+            self.block_stray_children(origin);
+        } else {
+            debug_assert!(self.children(origin).iter().all(|d| !matches!(
+                self.state_of(*d),
+                NodeRoleState::Error | NodeRoleState::Todo
+            )));
+        }
+    }
+
+    fn block_stray_children(&mut self, origin: NodeRoleId) {
         let blockable = |c: &Cluster, d: NodeRoleId| {
             matches!(c.state_of(d), NodeRoleState::Error | NodeRoleState::Todo)
         };
-        // `origin` is not ACTIVE, so a blockable child would be a stray: with none in the
-        // graph (the rule once ripples have run) there is nothing to walk.
         debug_assert_ne!(self.state_of(origin), NodeRoleState::Active);
-        if self.strays == 0 {
-            debug_assert!(!self.children(origin).iter().any(|d| blockable(self, *d)));
-            return;
-        }
-        // Else the common case, no child in ERROR or TODO, still allocates nothing.
+        // The common case even with strays about, no child in ERROR or TODO, allocates nothing.
         if !self.children(origin).iter().any(|d| blockable(self, *d)) {
             return;
         }
