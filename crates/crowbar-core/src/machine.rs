@@ -557,8 +557,8 @@ impl Cluster {
     /// Starts a run (Crowbar's `transition!`): from TODO, ACTIVE or TRANSITION; clears the
     /// runlog.
     pub fn start_run(&mut self, id: NodeRoleId) -> Result<(), CoreError> {
-        // The annealer's case (a TODO noderole with no runlog to clear, no hooks) in a few
-        // dozen instructions; the general path below gives the same result.
+        // The annealer's case (a TODO noderole with no runlog to clear, no hooks) without the
+        // general machinery; the general path below gives the same result.
         if let Some(h) = self.hot.get(id.index())
             && h.present
             && h.state == NodeRoleState::Todo
