@@ -97,6 +97,11 @@ impl Runs {
     /// Ends the run in progress for `noderole`.
     pub(crate) fn take_of(&mut self, noderole: NodeRoleId) -> Option<Running> {
         let slot = self.slot_of(noderole)?;
+        self.vacate(noderole, slot)
+    }
+
+    /// Empties `slot`, the one of `noderole`'s run, and returns what it held.
+    fn vacate(&mut self, noderole: NodeRoleId, slot: usize) -> Option<Running> {
         self.of[index(noderole)] = 0;
         self.free.push(slot as u32);
         self.len -= 1;
@@ -105,16 +110,11 @@ impl Runs {
 
     /// Ends `run`, if it is still in progress.
     pub(crate) fn remove(&mut self, run: RunId) -> Option<Running> {
-        let i = index(run.noderole());
         let slot = self.slot_of(run.noderole())?;
-        let entry = &mut self.slots[slot];
-        if entry.as_ref()?.run != run {
+        if self.slots[slot].as_ref()?.run != run {
             return None;
         }
-        self.of[i] = 0;
-        self.free.push(slot as u32);
-        self.len -= 1;
-        entry.take()
+        self.vacate(run.noderole(), slot)
     }
 }
 

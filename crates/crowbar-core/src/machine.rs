@@ -607,12 +607,6 @@ impl Cluster {
     /// BLOCKED child whose parents are now all ACTIVE becomes TODO. Failure (`error!`): ERROR,
     /// and every descendant not PROPOSED or TRANSITION becomes BLOCKED.
     pub fn finish_run(&mut self, id: NodeRoleId, result: RunResult) -> Result<(), CoreError> {
-        // The rule of `object`, checked here by reference (`result` moves into the apply
-        // step) and kept to a flag: a `Result` carried into the check costs 2 % of an anneal.
-        let wall_ok = match &result {
-            RunResult::Succeeded { wall: Some(w), .. } => w.is_object(),
-            _ => true,
-        };
         // The annealer's case (success with no wall and no runlog, on an alive node, no
         // hooks) without the general machinery; the general path gives the same result.
         if let RunResult::Succeeded { wall: None, runlog } = &result
@@ -635,6 +629,12 @@ impl Cluster {
             self.end_lean();
             return Ok(());
         }
+        // The rule of `object`, checked here by reference (`result` moves into the apply
+        // step) and kept to a flag: a `Result` carried into the check costs 2 % of an anneal.
+        let wall_ok = match &result {
+            RunResult::Succeeded { wall: Some(w), .. } => w.is_object(),
+            _ => true,
+        };
         self.txn_checked(
             |c| {
                 if c.get_hot(id)?.state != NodeRoleState::Transition {
