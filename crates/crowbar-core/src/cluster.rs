@@ -345,6 +345,17 @@ struct Journal {
     changes: Changes,
 }
 
+impl Journal {
+    /// Lists noderole `id`, whose entry is `h`, unless it is listed or the journal is off.
+    #[inline(always)]
+    fn list(&mut self, id: NodeRoleId, h: &mut Hot) {
+        if self.on && h.marks & LISTED == 0 {
+            h.marks |= LISTED;
+            self.changes.noderoles.push(id);
+        }
+    }
+}
+
 /// In [`Hot::marks`]: the noderole's state or counters changed since the last batch.
 const DIRTY_STATE: u8 = 1;
 /// In [`Hot::marks`]: its data changed since the last batch (the batch carries the row).
@@ -1027,14 +1038,8 @@ impl Cluster {
 
     #[inline(always)]
     fn journal_noderole(&mut self, id: NodeRoleId) {
-        let j = &mut self.journal;
-        if !j.on {
-            return;
-        }
-        let h = &mut self.hot[id.index()];
-        if h.marks & LISTED == 0 {
-            h.marks |= LISTED;
-            j.changes.noderoles.push(id);
+        if self.journal.on {
+            self.journal.list(id, &mut self.hot[id.index()]);
         }
     }
 
@@ -1217,24 +1222,18 @@ impl Cluster {
         check: impl FnOnce(&Cluster) -> Result<V, CoreError>,
         apply: impl FnOnce(&mut Cluster, V),
     ) -> Result<(), CoreError> {
-        if self.depth > 0 || !self.hooks_by_name.is_empty() {
+        // Not through `txn` when it may be lean: its savepoint (ten list lengths, for a
+        // rollback that cannot happen here) cost 3 % of an anneal.
+        if !self.begin_lean() {
             return self.txn(|c| {
                 let v = check(c)?;
                 apply(c, v);
                 Ok(())
             });
         }
-        // Not through `txn`: its savepoint (ten list lengths, for a rollback that cannot
-        // happen here) cost 3 % of an anneal. What `txn` does around an outermost operation
-        // is done here: one level deep while applying, the operation's time let go after.
-        let v = check(self)?;
-        self.depth = 1;
-        self.undo_on = false;
-        apply(self, v);
-        self.undo_on = true;
-        self.depth = 0;
-        self.now = None;
-        Ok(())
+        let result = check(self).map(|v| apply(self, v));
+        self.end_lean();
+        result
     }
 
     /// Records how to undo a change, while the operation running can still be refused.
@@ -1904,10 +1903,9 @@ impl Cluster {
                     if h.present && straying(h.state) {
                         self.strays = self.strays + (after > 0) as u32 - (before > 0) as u32;
                     }
-                    if self.journal.on && h.marks & LISTED == 0 {
-                        h.marks |= LISTED;
-                        self.journal.changes.noderoles.push(c);
-                    }
+                    // (As `journal_noderole`, with the entry in hand while the links are
+                    // borrowed.)
+                    self.journal.list(c, h);
                 }
             }
         }
@@ -1946,8 +1944,8 @@ impl Cluster {
 
     /// Starts a lean operation if one may be: when it would be the outermost one and no hook
     /// is registered, nothing can refuse it once checked (no undo step is needed) and no hook
-    /// is to be told, as in [`Cluster::txn_checked`]. Returns whether it started; the caller
-    /// then makes its checked changes and calls [`Cluster::end_lean`].
+    /// is to be told. Returns whether it started; the caller then makes its checked changes
+    /// and calls [`Cluster::end_lean`] ([`Cluster::txn_checked`] is built on these).
     #[inline]
     pub(crate) fn begin_lean(&mut self) -> bool {
         if self.depth > 0 || !self.hooks_by_name.is_empty() {
@@ -1959,9 +1957,9 @@ impl Cluster {
     }
 
     /// [`Cluster::set_state`] for a checked change from `from` (the noderole's state) to `to`
-    /// (another) in a lean operation ([`Cluster::begin_lean`]): no undo step, no hook. Always inlined, so
-    /// that the annealer's starts and finishes, whose states are constants, keep only the
-    /// work their states ask for.
+    /// (another) in a lean operation ([`Cluster::begin_lean`]): no undo step, no hook. Always
+    /// inlined, so that the annealer's starts and finishes, whose states are constants, keep
+    /// only the work their states ask for.
     #[inline(always)]
     pub(crate) fn step_lean(
         &mut self,
