@@ -188,6 +188,17 @@ pub enum Finished {
 
 const NOT_QUEUED: u32 = u32::MAX;
 
+/// What the core keeps of a node: see `Annealer::nodes`.
+#[derive(Clone, Debug, Default)]
+struct NodeSlot {
+    /// Its runnable noderoles.
+    queue: NodeQueue,
+    /// Its queue's head as listed in `heads` (none while the node cannot start anything).
+    head: Option<(u32, u64)>,
+    /// Listed in `dirty_nodes`, for its head to be refreshed.
+    dirty: bool,
+}
+
 /// Where a noderole is queued: see `Annealer::queued`.
 #[derive(Clone, Copy, Debug)]
 struct Queued {
@@ -240,9 +251,9 @@ pub struct Annealer {
     /// Per noderole id: the cohort it is queued under (`NOT_QUEUED` when it is in no queue)
     /// and the node whose queue that is, side by side (read and written together).
     queued: Vec<Queued>,
-    node_queue: Vec<NodeQueue>,
-    node_head: Vec<Option<(u32, u64)>>,
-    node_dirty: Vec<bool>,
+    /// Per node id: its queue, its head as listed in `heads`, and whether it is listed in
+    /// `dirty_nodes`, side by side (a wave sweeps the nodes: one cache line each).
+    nodes: Vec<NodeSlot>,
     dirty_nodes: Vec<NodeId>,
     heads: CohortQueue,
     phases: Vec<Option<DeploymentPhase>>,
@@ -293,9 +304,7 @@ impl Annealer {
             config,
             changes: Changes::default(),
             queued: Vec::new(),
-            node_queue: Vec::new(),
-            node_head: Vec::new(),
-            node_dirty: Vec::new(),
+            nodes: Vec::new(),
             dirty_nodes: Vec::new(),
             heads: CohortQueue::default(),
             phases: Vec::new(),
@@ -528,10 +537,10 @@ impl Annealer {
             // absorb below), so that its rows can be fetched together.
             picks.clear();
             let room = self.config.max_running - self.running.len();
-            let (queued, node_head) = (&self.queued, &mut self.node_head);
+            let (queued, nodes) = (&self.queued, &mut self.nodes);
             self.heads.drain_first(|_, id| {
                 let id = NodeRoleId(id);
-                node_head[queued[id.0 as usize].node.0 as usize] = None;
+                nodes[queued[id.0 as usize].node.0 as usize].head = None;
                 picks.push(id);
                 picks.len() < room
             });
@@ -558,8 +567,8 @@ impl Annealer {
         ready
     }
 
-    /// Reads a word of each picked noderole's facts ([`Cluster::brief`]) and links in a loop of
-    /// independent loads, so that their cache misses overlap instead of stalling the starts one
+    /// Reads a word of each picked noderole's facts ([`Cluster::brief`]), links, node entry and
+    /// run slot (what its start reads) in a loop of independent loads, so that their cache misses overlap instead of stalling the starts one
     /// by one: a wave in a large cluster sweeps every node in (cohort, id) order, and those
     /// entries are no longer cached by the time their turn comes.
     fn warm(&self, picks: &[NodeRoleId]) {
@@ -567,8 +576,10 @@ impl Annealer {
         for &id in picks {
             if let Some(nr) = self.cluster.brief(id) {
                 acc = acc.wrapping_add(u64::from(nr.run_count));
+                acc = acc.wrapping_add(u64::from(self.cluster.node_is_busy(nr.node)));
             }
             acc = acc.wrapping_add(self.cluster.children(id).first().map_or(0, |c| c.0));
+            acc = acc.wrapping_add(u64::from(self.running.of(id).is_some()));
         }
         std::hint::black_box(acc);
     }
@@ -577,7 +588,10 @@ impl Annealer {
     /// ran once).
     fn start(&mut self, id: NodeRoleId, now: Timestamp, runs: &mut Vec<RunRequest>) {
         let node = self.queued[id.0 as usize].node;
-        self.unqueue(id);
+        // Its node is not touched: the wave took the node's head out of `heads` already, and
+        // once the run starts the node is busy, with no head to list. What else changes (a
+        // start refused, a destructive role's instant success, a hook's doing) touches it.
+        self.unqueue(id, node);
         debug_assert!(self.cluster.is_runnable(id), "{id} picked but not runnable");
         let nr = self.cluster.brief(id).expect("queued noderoles exist");
         let role = nr.role;
@@ -585,6 +599,7 @@ impl Annealer {
         if let Err(e) = self.cluster.start_run(id) {
             // A role hook refused the start: leave the noderole as it is.
             tracing::warn!(noderole = %id, error = %e, "could not start a run");
+            self.touch_node(node);
             return;
         }
         self.started += 1;
@@ -831,11 +846,9 @@ impl Annealer {
 
     fn grow_node(&mut self, node: NodeId) {
         let i = node.0 as usize;
-        if self.node_queue.len() <= i {
+        if self.nodes.len() <= i {
             let n = (i + 1).max(self.cluster.node_id_bound());
-            self.node_queue.resize_with(n, NodeQueue::default);
-            self.node_head.resize(n, None);
-            self.node_dirty.resize(n, false);
+            self.nodes.resize_with(n, NodeSlot::default);
         }
     }
 
@@ -915,7 +928,7 @@ impl Annealer {
         let Queued { cohort, node } = self.queued[i];
         if cohort != NOT_QUEUED {
             // The noderole is gone from the cluster: its node is remembered here.
-            self.node_queue[node.0 as usize].remove((cohort, id.0));
+            self.nodes[node.0 as usize].queue.remove((cohort, id.0));
             self.queued[i].cohort = NOT_QUEUED;
             self.touch_node(node);
         }
@@ -983,7 +996,7 @@ impl Annealer {
             return;
         }
         self.grow_node(node);
-        let q = &mut self.node_queue[node.0 as usize];
+        let q = &mut self.nodes[node.0 as usize].queue;
         if have != NOT_QUEUED {
             q.remove((have, id.0));
         }
@@ -994,42 +1007,43 @@ impl Annealer {
         self.touch_node(node);
     }
 
-    fn unqueue(&mut self, id: NodeRoleId) {
+    /// Takes `id` out of its node's queue, without touching the node: the caller does when
+    /// the node's head may need a refresh.
+    fn unqueue(&mut self, id: NodeRoleId, node: NodeId) {
         let q = &mut self.queued[id.0 as usize];
-        let (node, have) = (q.node, std::mem::replace(&mut q.cohort, NOT_QUEUED));
+        let have = std::mem::replace(&mut q.cohort, NOT_QUEUED);
         if have != NOT_QUEUED {
-            self.node_queue[node.0 as usize].remove((have, id.0));
+            self.nodes[node.0 as usize].queue.remove((have, id.0));
         }
-        self.touch_node(node);
     }
 
     #[inline]
     fn touch_node(&mut self, node: NodeId) {
         self.grow_node(node);
-        let i = node.0 as usize;
-        if !self.node_dirty[i] {
-            self.node_dirty[i] = true;
+        let slot = &mut self.nodes[node.0 as usize];
+        if !slot.dirty {
+            slot.dirty = true;
             self.dirty_nodes.push(node);
         }
     }
 
     fn refresh_nodes(&mut self) {
         while let Some(node) = self.dirty_nodes.pop() {
-            let i = node.0 as usize;
-            self.node_dirty[i] = false;
+            let slot = &mut self.nodes[node.0 as usize];
+            slot.dirty = false;
             let head = if self.cluster.node_can_start(node) {
-                self.node_queue[i].first()
+                slot.queue.first()
             } else {
                 None
             };
-            if self.node_head[i] != head {
-                if let Some((cohort, id)) = self.node_head[i] {
+            if slot.head != head {
+                if let Some((cohort, id)) = slot.head {
                     self.heads.remove(cohort, id);
                 }
                 if let Some((cohort, id)) = head {
                     self.heads.insert(cohort, id);
                 }
-                self.node_head[i] = head;
+                slot.head = head;
             }
         }
     }
@@ -1037,7 +1051,7 @@ impl Annealer {
     /// The queue head that goes before `id` on its node, if any (for `explain`).
     pub(crate) fn ahead_on_node(&self, id: NodeRoleId) -> Option<NodeRoleId> {
         let node = self.cluster.brief(id)?.node;
-        let q = self.node_queue.get(node.0 as usize)?;
+        let q = &self.nodes.get(node.0 as usize)?.queue;
         q.first().map(|k| NodeRoleId(k.1)).filter(|h| *h != id)
     }
 
