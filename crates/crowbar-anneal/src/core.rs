@@ -1048,6 +1048,129 @@ impl Annealer {
         }
     }
 
+    /// Recomputes from the model what the core keeps step by step (which noderoles are
+    /// queued, under which cohort, on which node; each node's queue and head, and the heads
+    /// listed; the runs in progress and their deadlines; the pending retries) and says which
+    /// part disagrees: O(model), for tests and debugging. Learns the pending changes first, as
+    /// every call does. [`Simulation`](crate::Simulation) runs it after every step in debug
+    /// builds.
+    pub fn check_consistency(&mut self) -> Result<(), String> {
+        self.absorb();
+        let c = &self.cluster;
+        let mut per_node: HashMap<NodeId, Vec<(u32, u64)>> = HashMap::new();
+        for nr in c.noderoles() {
+            let committed =
+                c.deployment(nr.deployment).map(|d| d.phase) == Some(DeploymentPhase::Committed);
+            let runnable = nr.state == NodeRoleState::Todo && committed && c.is_activatable(nr.id);
+            let q = self
+                .queued
+                .get(nr.id.0 as usize)
+                .copied()
+                .unwrap_or(Queued::NONE);
+            if runnable {
+                if q.cohort != nr.cohort || q.node != nr.node {
+                    return Err(format!(
+                        "{} should be queued under cohort {} on {}; it is {q:?}",
+                        nr.id, nr.cohort, nr.node
+                    ));
+                }
+                per_node
+                    .entry(nr.node)
+                    .or_default()
+                    .push((nr.cohort, nr.id.0));
+            } else if q.cohort != NOT_QUEUED {
+                return Err(format!("{} is queued but cannot run ({})", nr.id, nr.state));
+            }
+        }
+        for (i, q) in self.queued.iter().enumerate() {
+            let id = NodeRoleId(i as u64);
+            if q.cohort != NOT_QUEUED && c.brief(id).is_none() {
+                return Err(format!("{id} is queued but no longer exists"));
+            }
+        }
+        let mut heads = 0;
+        for (i, slot) in self.nodes.iter().enumerate() {
+            let node = NodeId(i as u64);
+            let mut want = per_node.remove(&node).unwrap_or_default();
+            want.sort_unstable();
+            let have = slot.queue.to_vec();
+            if have != want {
+                return Err(format!(
+                    "the queue of {node} is {have:?}; it should be {want:?}"
+                ));
+            }
+            let head = want.first().copied().filter(|_| c.node_can_start(node));
+            if slot.head != head {
+                return Err(format!(
+                    "{node} lists {:?} as its head; it should be {head:?}",
+                    slot.head
+                ));
+            }
+            if slot.dirty {
+                return Err(format!("{node} still waits for its head to be refreshed"));
+            }
+            if let Some((cohort, id)) = head {
+                heads += 1;
+                if !self.heads.contains(cohort, id) {
+                    return Err(format!("the head {id} of {node} is not among the heads"));
+                }
+            }
+        }
+        if let Some(node) = per_node.keys().next() {
+            return Err(format!("{node} has runnable noderoles but no queue"));
+        }
+        if self.heads.len() != heads {
+            return Err(format!(
+                "{} heads are listed; {heads} nodes have one",
+                self.heads.len()
+            ));
+        }
+        let mut deadlines = 0;
+        let mut runs = 0;
+        for r in self.running.iter() {
+            runs += 1;
+            let id = r.noderole();
+            if c.brief(id).map(|b| b.state) != Some(NodeRoleState::Transition) {
+                return Err(format!(
+                    "{} of {id} is in progress but {id} is not in TRANSITION",
+                    r.run
+                ));
+            }
+            if self.running.of(id).map(|x| x.run) != Some(r.run) {
+                return Err(format!("{} is not found by its noderole {id}", r.run));
+            }
+            if let Some(d) = r.deadline {
+                deadlines += 1;
+                if !self.deadlines.contains(&(d, r.run)) {
+                    return Err(format!("the deadline of {} is not listed", r.run));
+                }
+            }
+        }
+        if runs != self.running.len() || deadlines != self.deadlines.len() {
+            return Err(format!(
+                "{runs} runs with {deadlines} deadlines in progress; counted {} and {}",
+                self.running.len(),
+                self.deadlines.len()
+            ));
+        }
+        if self.retries.len() != self.retry_at.len() {
+            return Err(format!(
+                "{} retries scheduled, {} noderoles waiting for one",
+                self.retries.len(),
+                self.retry_at.len()
+            ));
+        }
+        for &(at, id) in &self.retries {
+            if self.retry_at.get(&id) != Some(&at) {
+                return Err(format!("the retry of {id} at {} is not indexed", at.0));
+            }
+            if c.brief(id).map(|b| b.state) != Some(NodeRoleState::Error) {
+                return Err(format!("a retry of {id} is pending but it is not in ERROR"));
+            }
+        }
+        Ok(())
+    }
+
     /// The queue head that goes before `id` on its node, if any (for `explain`).
     pub(crate) fn ahead_on_node(&self, id: NodeRoleId) -> Option<NodeRoleId> {
         let node = self.cluster.brief(id)?.node;

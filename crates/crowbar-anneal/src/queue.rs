@@ -63,6 +63,13 @@ impl IdSet {
         true
     }
 
+    /// Whether `i` is in the set.
+    pub(crate) fn contains(&self, i: usize) -> bool {
+        self.words[0]
+            .get(i >> 6)
+            .is_some_and(|w| w & (1 << (i & 63)) != 0)
+    }
+
     /// The smallest id.
     pub(crate) fn first(&self) -> Option<usize> {
         let (k, w2) = self.words[2].iter().enumerate().find(|(_, w)| **w != 0)?;
@@ -179,6 +186,13 @@ impl CohortQueue {
         self.cohorts.is_empty()
     }
 
+    /// Whether `(cohort, id)` is queued.
+    pub(crate) fn contains(&self, cohort: u32, id: u64) -> bool {
+        self.by_cohort
+            .get(cohort as usize)
+            .is_some_and(|set| set.contains(id as usize))
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.by_cohort.iter().map(IdSet::len).sum()
     }
@@ -240,8 +254,8 @@ impl NodeQueue {
         }
     }
 
-    #[cfg(test)]
-    fn to_vec(&self) -> Vec<(u32, u64)> {
+    /// The keys, in order.
+    pub(crate) fn to_vec(&self) -> Vec<(u32, u64)> {
         match self {
             NodeQueue::Empty => Vec::new(),
             NodeQueue::One(k) => vec![*k],

@@ -84,6 +84,11 @@ impl Runs {
         self.len += 1;
     }
 
+    /// Every run in progress, in no particular order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Running> {
+        self.slots.iter().flatten()
+    }
+
     /// The run in progress for `noderole`.
     pub(crate) fn of(&self, noderole: NodeRoleId) -> Option<&Running> {
         self.slots[self.slot_of(noderole)?].as_ref()

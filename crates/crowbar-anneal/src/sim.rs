@@ -156,6 +156,12 @@ enum Pending {
 ///
 /// The annealer's cluster must stamp its history with `clock` (build it with
 /// `Cluster::with_clock(clock.clone())`), so that the history follows simulated time.
+///
+/// Besides the invariants of runs (one per node, the cap, parents ACTIVE, every run ends), it
+/// checks at the end that the model's indices and the core's own state agree with the model
+/// ([`Cluster::check_consistency`](crowbar_core::Cluster::check_consistency),
+/// [`Annealer::check_consistency`]), and in debug builds the core's state after every step
+/// (O(model) each): any disagreement is a violation.
 pub struct Simulation {
     annealer: Annealer,
     clock: Arc<ManualClock>,
@@ -330,9 +336,21 @@ impl Simulation {
                 self.apply(p);
             }
             self.annealer.handle_tick(self.now);
+            if cfg!(debug_assertions)
+                && let Err(e) = self.annealer.check_consistency()
+            {
+                self.violation(format!(
+                    "scheduler state out of step at {}: {e}",
+                    self.now.0
+                ));
+                break;
+            }
         }
         if let Err(e) = self.annealer.cluster().check_consistency() {
             self.violation(format!("model indices out of step: {e}"));
+        }
+        if let Err(e) = self.annealer.check_consistency() {
+            self.violation(format!("scheduler state out of step: {e}"));
         }
         for (run, (nr, _)) in &self.active {
             let v = format!("{run} of {nr} never ended");

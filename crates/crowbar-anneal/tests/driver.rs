@@ -286,6 +286,8 @@ async fn after_a_crash_transition_reruns_except_destructive_roles() {
         .unwrap();
     assert_eq!(recovered.len(), 2);
     assert_eq!(handle.wait_idle().await.unwrap(), AnnealStatus::Failed);
+    let consistent = handle.with_annealer(|a| a.check_consistency()).await;
+    assert_eq!(consistent.unwrap(), Ok(()));
     handle.stop().await.unwrap();
 
     let causes = |h: Vec<crowbar_core::HistoryEntry>| -> Vec<String> {
@@ -386,6 +388,8 @@ async fn node_death_mid_run_abandons_the_run_and_it_reruns_on_return() {
         }
     }
     assert_eq!(handle.wait_idle().await.unwrap(), AnnealStatus::Scheduled);
+    let consistent = handle.with_annealer(|a| a.check_consistency()).await;
+    assert_eq!(consistent.unwrap(), Ok(()));
     let why = handle.explain(slow).await.unwrap();
     assert!(why.to_string().contains("is not alive"), "{why}");
     handle

@@ -220,6 +220,11 @@ fn check(script: &str, expected: Expect) {
             other => panic!("unknown event {other}"),
         }
         w.step();
+        // The core's queues, heads, runs and retries, recomputed from the model, agree with
+        // what it kept step by step.
+        if let Err(e) = w.annealer.check_consistency() {
+            panic!("after `{line}`: {e}\n{}", w.out);
+        }
     }
     expected.assert_eq(&w.out);
 }
@@ -835,10 +840,12 @@ fn a_deleted_node_leaves_the_queues() {
     a.advance();
     assert_eq!(first.runs.len(), 1);
     a.update(|c| c.delete_node(nodes[1])).unwrap();
+    a.check_consistency().unwrap();
     a.handle_run_finished(first.runs[0].run, Ok(JigOutput::empty()), Timestamp(0));
     let next = a.ready(Timestamp(0));
     a.advance();
     assert!(next.runs.is_empty(), "{:?}", next.runs);
     assert!(a.is_idle());
+    a.check_consistency().unwrap();
     assert_eq!(next.batch.deleted_nodes, [nodes[1]]);
 }
