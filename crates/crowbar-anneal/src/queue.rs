@@ -25,6 +25,7 @@ impl IdSet {
     }
 
     /// Adds `i`; false if it was there.
+    #[inline]
     pub(crate) fn insert(&mut self, i: usize) -> bool {
         // The levels grow together: when level 0 holds word `i >> 6`, the others hold theirs.
         if self.words[0].len() <= i >> 6 {
@@ -43,6 +44,7 @@ impl IdSet {
     }
 
     /// Removes `i`; false if it was not there.
+    #[inline]
     pub(crate) fn remove(&mut self, i: usize) -> bool {
         let Some(w0) = self.words[0].get_mut(i >> 6) else {
             return false;
@@ -129,6 +131,7 @@ pub(crate) struct CohortQueue {
 }
 
 impl CohortQueue {
+    #[inline]
     pub(crate) fn insert(&mut self, cohort: u32, id: u64) {
         let c = cohort as usize;
         if self.by_cohort.len() <= c {
@@ -141,6 +144,7 @@ impl CohortQueue {
         }
     }
 
+    #[inline]
     pub(crate) fn remove(&mut self, cohort: u32, id: u64) {
         let c = cohort as usize;
         if let Some(set) = self.by_cohort.get_mut(c)
@@ -213,6 +217,7 @@ pub(crate) enum NodeQueue {
 }
 
 impl NodeQueue {
+    #[inline]
     pub(crate) fn insert(&mut self, key: (u32, u64)) {
         match self {
             NodeQueue::Empty => *self = NodeQueue::One(key),
@@ -230,6 +235,7 @@ impl NodeQueue {
         }
     }
 
+    #[inline]
     pub(crate) fn remove(&mut self, key: (u32, u64)) {
         match self {
             NodeQueue::Empty => {}
@@ -246,6 +252,7 @@ impl NodeQueue {
         }
     }
 
+    #[inline]
     pub(crate) fn first(&self) -> Option<(u32, u64)> {
         match self {
             NodeQueue::Empty => None,

@@ -64,6 +64,7 @@ impl Runs {
     }
 
     /// Records a run; its noderole must have none in progress.
+    #[inline]
     pub(crate) fn insert(&mut self, running: Running) {
         let i = index(running.noderole());
         if self.of.len() <= i {
@@ -109,6 +110,7 @@ impl Runs {
     }
 
     /// Ends `run`, if it is still in progress.
+    #[inline]
     pub(crate) fn remove(&mut self, run: RunId) -> Option<Running> {
         // `take_of`'s bookkeeping repeated on the entry in hand: sharing it through a helper
         // cost 24 instructions per noderole of an anneal (callgrind, 1k nodes).
