@@ -188,6 +188,19 @@ pub enum Finished {
 
 const NOT_QUEUED: u32 = u32::MAX;
 
+/// Whether a noderole belongs in its node's run queue: TODO, in a committed deployment
+/// (`committed`, asked only of a TODO noderole), every parent ACTIVE. The node's flags decide
+/// whether the queue's head may start, not what is queued.
+#[inline(always)]
+fn queueable(
+    cluster: &Cluster,
+    id: NodeRoleId,
+    state: NodeRoleState,
+    committed: impl FnOnce() -> bool,
+) -> bool {
+    state == NodeRoleState::Todo && committed() && cluster.is_activatable(id)
+}
+
 /// What the core keeps of a node: see `Annealer::nodes`.
 #[derive(Clone, Debug, Default)]
 struct NodeSlot {
@@ -568,9 +581,10 @@ impl Annealer {
     }
 
     /// Reads a word of each picked noderole's facts ([`Cluster::brief`]), links, node entry and
-    /// run slot (what its start reads) in a loop of independent loads, so that their cache misses overlap instead of stalling the starts one
-    /// by one: a wave in a large cluster sweeps every node in (cohort, id) order, and those
-    /// entries are no longer cached by the time their turn comes.
+    /// run slot (what its start reads) in a loop of independent loads, so that their cache
+    /// misses overlap instead of stalling the starts one by one: a wave in a large cluster
+    /// sweeps every node in (cohort, id) order, and those entries are no longer cached by the
+    /// time their turn comes.
     fn warm(&self, picks: &[NodeRoleId]) {
         let mut acc = 0u64;
         for &id in picks {
@@ -981,10 +995,9 @@ impl Annealer {
 
     /// [`Annealer::reevaluate`] with the noderole's facts already read.
     fn requeue(&mut self, id: NodeRoleId, nr: NodeRoleBrief) {
-        let want = if nr.state == NodeRoleState::Todo
-            && self.committed(nr.deployment)
-            && self.cluster.is_activatable(id)
-        {
+        let want = if queueable(&self.cluster, id, nr.state, || {
+            self.committed(nr.deployment)
+        }) {
             nr.cohort
         } else {
             NOT_QUEUED
@@ -1059,9 +1072,10 @@ impl Annealer {
         let c = &self.cluster;
         let mut per_node: HashMap<NodeId, Vec<(u32, u64)>> = HashMap::new();
         for nr in c.noderoles() {
-            let committed =
-                c.deployment(nr.deployment).map(|d| d.phase) == Some(DeploymentPhase::Committed);
-            let runnable = nr.state == NodeRoleState::Todo && committed && c.is_activatable(nr.id);
+            // The phase from the model, not the core's copy of it, which is checked so.
+            let runnable = queueable(c, nr.id, nr.state, || {
+                c.deployment(nr.deployment).map(|d| d.phase) == Some(DeploymentPhase::Committed)
+            });
             let q = self
                 .queued
                 .get(nr.id.0 as usize)
