@@ -4,8 +4,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::{
-    Cause, Deployment, DeploymentRole, Node, NodeId, NodeRole, NodeRoleId, NodeRoleState, Role,
-    Timestamp,
+    Cause, Deployment, DeploymentRole, HistoryLog, Node, NodeId, NodeRole, NodeRoleId,
+    NodeRoleState, Role, Timestamp,
 };
 
 /// One state change of one noderole, with its cause and time.
@@ -101,8 +101,8 @@ pub struct Batch {
     pub deleted_nodes: Vec<NodeId>,
     /// Extension records written or deleted, in order.
     pub records: Vec<RecordChange>,
-    /// The history of every state change in the batch.
-    pub history: Vec<HistoryEntry>,
+    /// The history of every state change in the batch, kept compact (24 bytes an entry).
+    pub history: HistoryLog,
 }
 
 impl Batch {

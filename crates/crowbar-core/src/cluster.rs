@@ -13,7 +13,8 @@ use std::sync::Arc;
 use serde_json::Value;
 use smallvec::SmallVec;
 
-use crate::batch::{Batch, Edge, HistoryEntry, Record, RecordChange, Snapshot, StateUpdate};
+use crate::batch::{Batch, Edge, Record, RecordChange, Snapshot, StateUpdate};
+use crate::history::{HistoryLog, HistoryMark};
 use crate::hooks::{HookError, RoleHooks};
 use crate::{
     Cause, Clock, CoreError, Deployment, DeploymentId, DeploymentPhase, DeploymentRole,
@@ -417,7 +418,7 @@ struct Pending {
     deleted_noderoles: Vec<NodeRoleId>,
     deleted_nodes: Vec<NodeId>,
     records: Vec<RecordChange>,
-    history: Vec<HistoryEntry>,
+    history: HistoryLog,
     /// The length of the history list the last batch took.
     last_history_len: usize,
 }
@@ -432,7 +433,7 @@ struct Mark {
     noderoles: usize,
     edges: usize,
     records: usize,
-    history: usize,
+    history: HistoryMark,
     events: usize,
 }
 
@@ -988,7 +989,7 @@ impl Cluster {
         // Waves alternate between starts and finishes (a finish also unblocks children):
         // room for the larger of the last two, so that neither kind grows its list.
         let len = p.history.len();
-        let next = Vec::with_capacity(len.max(p.last_history_len));
+        let next = HistoryLog::with_capacity(len.max(p.last_history_len));
         p.last_history_len = len;
         batch.history = std::mem::replace(&mut p.history, next);
         batch
@@ -1174,7 +1175,7 @@ impl Cluster {
             noderoles: self.pending.nr_list.len(),
             edges: self.pending.edges.len(),
             records: self.pending.records.len(),
-            history: self.pending.history.len(),
+            history: self.pending.history.mark(),
             events: self.events.len(),
         }
     }
@@ -1266,7 +1267,7 @@ impl Cluster {
         }
         self.pending.edges.truncate(mark.edges);
         self.pending.records.truncate(mark.records);
-        self.pending.history.truncate(mark.history);
+        self.pending.history.truncate_to(mark.history);
         if self.depth == 0 {
             self.events.clear();
         } else {
@@ -1568,13 +1569,7 @@ impl Cluster {
                 t
             }
         };
-        self.pending.history.push(HistoryEntry {
-            noderole: id,
-            from,
-            to,
-            cause,
-            at,
-        });
+        self.pending.history.record(id, from, to, cause, at);
     }
 
     fn insert_node_raw(&mut self, node: Node) {

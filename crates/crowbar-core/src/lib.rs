@@ -93,6 +93,7 @@ mod data;
 mod entity;
 mod error;
 mod fqdn;
+pub mod history;
 mod hooks;
 mod ids;
 mod machine;
@@ -110,6 +111,7 @@ pub use entity::{
 };
 pub use error::{CoreError, StoreError};
 pub use fqdn::Fqdn;
+pub use history::HistoryLog;
 pub use hooks::{HookError, RoleHooks};
 pub use ids::{DeploymentId, NodeId, NodeRoleId, RoleId, SYSTEM_DEPLOYMENT};
 pub use machine::RunResult;

@@ -2,7 +2,7 @@
 //!
 //! Rows live in tables indexed by their dense ids, a noderole's state, run count and cohort in a
 //! compact table of their own beside its row, and the history in one append-only list of
-//! chunks, one per batch, of 24-byte entries (half a [`HistoryEntry`]) where each entry points
+//! chunks, one per batch, of 24-byte entries (the batch's [`HistoryLog`]) where each entry points
 //! back at the previous entry of the same noderole, links made by the first history query
 //! after the entries came: applying a state change or a history entry is O(1) and touches a
 //! few bytes, and a history nobody reads costs no index.
@@ -14,9 +14,9 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use crate::{
-    Batch, Cause, Deployment, DeploymentId, DeploymentRole, Edge, HistoryEntry, Node, NodeId,
+    Batch, Deployment, DeploymentId, DeploymentRole, Edge, HistoryEntry, HistoryLog, Node, NodeId,
     NodeRole, NodeRoleId, NodeRoleState, RecordChange, Role, RoleId, Snapshot, StateUpdate, Store,
-    StoreError, Timestamp,
+    StoreError,
 };
 
 /// A [`Store`] that keeps everything in memory, behind a mutex.
@@ -153,10 +153,11 @@ impl<T> Table<T> {
     }
 }
 
-/// Every history entry in the order applied, in chunks (one per batch) of 24-byte
-/// [`Stored`] entries, with beside each entry the position of the same noderole's entry before
-/// it; `last` holds the position of each noderole's latest entry, so one noderole's history is
-/// a walk back from there. A position is the entry's index in the whole history plus one.
+/// Every history entry in the order applied, in chunks (one per batch: its [`HistoryLog`] as
+/// it came, 24 bytes an entry), with beside each entry the position of the same noderole's
+/// entry before it; `last` holds the position of each noderole's latest entry, so one
+/// noderole's history is a walk back from there. A position is the entry's index in the whole
+/// history plus one.
 ///
 /// The links are an index made lazily: a query first links the chunks appended since the
 /// last one (`indexed` counts the chunks linked), so each entry is linked once, and only
@@ -170,159 +171,42 @@ struct History {
 }
 
 /// One batch's entries; `start` is the position of its first entry in the whole history;
-/// `prev` is empty until the chunk is linked. `times` holds the batch's times, each once for a
-/// run of entries with the same time (an annealer's wave shares one), and `causes` the causes
-/// that do not fit in an entry (a failure's message).
+/// `prev` is empty until the chunk is linked.
 struct Chunk {
     start: usize,
-    entries: Vec<Stored>,
-    times: Vec<Timestamp>,
-    causes: Vec<Cause>,
+    log: HistoryLog,
     prev: Vec<Option<NonZeroUsize>>,
-}
-
-/// A history entry as kept: half the size of a [`HistoryEntry`], whose [`Cause`] alone takes
-/// 24 bytes for the sake of a failure's message. The store holds two of these per run for as
-/// long as it lives, so the size is most of what an anneal costs it in memory.
-#[derive(Clone, Copy, Debug)]
-struct Stored {
-    noderole: u64,
-    /// The noderole a cause names, or the index in [`Chunk::causes`] of a cause kept whole.
-    payload: u64,
-    /// The index of the time in [`Chunk::times`].
-    time: u32,
-    /// [`NodeRoleState::code`], or [`NO_STATE`] for a creation.
-    from: i8,
-    to: i8,
-    cause: CauseTag,
-}
-
-const _: () = assert!(std::mem::size_of::<Stored>() == 24);
-
-/// `from` of a noderole's first entry.
-const NO_STATE: i8 = i8::MIN;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum CauseTag {
-    Bind,
-    Commit,
-    Propose,
-    JigStarted,
-    JigSucceeded,
-    ParentActive,
-    Ripple,
-    NodeDied,
-    Retry,
-    Timeout,
-    Recovery,
-    ClusterPeer,
-    Operator,
-    /// Kept whole in [`Chunk::causes`].
-    Whole,
-}
-
-impl Chunk {
-    fn new(start: usize, entries: Vec<HistoryEntry>) -> Chunk {
-        let mut times: Vec<Timestamp> = Vec::new();
-        let mut causes = Vec::new();
-        let mut stored: Vec<Stored> = entries
-            .into_iter()
-            .map(|e| {
-                if times.last() != Some(&e.at) {
-                    times.push(e.at);
-                }
-                let (cause, payload) = match e.cause {
-                    Cause::Bind => (CauseTag::Bind, 0),
-                    Cause::Commit => (CauseTag::Commit, 0),
-                    Cause::Propose => (CauseTag::Propose, 0),
-                    Cause::JigStarted => (CauseTag::JigStarted, 0),
-                    Cause::JigSucceeded => (CauseTag::JigSucceeded, 0),
-                    Cause::ParentActive { parent } => (CauseTag::ParentActive, parent.get()),
-                    Cause::Ripple { origin } => (CauseTag::Ripple, origin.get()),
-                    Cause::NodeDied => (CauseTag::NodeDied, 0),
-                    Cause::Retry => (CauseTag::Retry, 0),
-                    Cause::Timeout => (CauseTag::Timeout, 0),
-                    Cause::Recovery => (CauseTag::Recovery, 0),
-                    Cause::ClusterPeer { peer } => (CauseTag::ClusterPeer, peer.get()),
-                    Cause::Operator => (CauseTag::Operator, 0),
-                    whole @ Cause::JigFailed { .. } => {
-                        causes.push(whole);
-                        (CauseTag::Whole, causes.len() as u64 - 1)
-                    }
-                };
-                Stored {
-                    noderole: e.noderole.get(),
-                    payload,
-                    time: times.len() as u32 - 1,
-                    from: e.from.map_or(NO_STATE, NodeRoleState::code),
-                    to: e.to.code(),
-                    cause,
-                }
-            })
-            .collect();
-        // The collect may have kept the batch's own block, twice the room needed: the rest goes
-        // back to the allocator (in place, nothing copied).
-        stored.shrink_to_fit();
-        Chunk {
-            start,
-            entries: stored,
-            times,
-            causes,
-            prev: Vec::new(),
-        }
-    }
-
-    /// The entry at index `i` of this chunk, as it came.
-    fn entry(&self, i: usize) -> HistoryEntry {
-        let s = self.entries[i];
-        let state = |code: i8| NodeRoleState::from_code(code.into()).expect("stored from a state");
-        let id = NodeRoleId(s.payload);
-        HistoryEntry {
-            noderole: NodeRoleId(s.noderole),
-            from: (s.from != NO_STATE).then(|| state(s.from)),
-            to: state(s.to),
-            cause: match s.cause {
-                CauseTag::Bind => Cause::Bind,
-                CauseTag::Commit => Cause::Commit,
-                CauseTag::Propose => Cause::Propose,
-                CauseTag::JigStarted => Cause::JigStarted,
-                CauseTag::JigSucceeded => Cause::JigSucceeded,
-                CauseTag::ParentActive => Cause::ParentActive { parent: id },
-                CauseTag::Ripple => Cause::Ripple { origin: id },
-                CauseTag::NodeDied => Cause::NodeDied,
-                CauseTag::Retry => Cause::Retry,
-                CauseTag::Timeout => Cause::Timeout,
-                CauseTag::Recovery => Cause::Recovery,
-                CauseTag::ClusterPeer => Cause::ClusterPeer { peer: id },
-                CauseTag::Operator => Cause::Operator,
-                CauseTag::Whole => self.causes[s.payload as usize].clone(),
-            },
-            at: self.times[s.time as usize],
-        }
-    }
 }
 
 impl History {
     /// Appends a batch's entries.
-    fn extend(&mut self, entries: Vec<HistoryEntry>) {
-        if entries.is_empty() {
+    fn extend(&mut self, mut log: HistoryLog) {
+        if log.is_empty() {
             return;
         }
         let start = self.len;
-        self.len += entries.len();
-        self.chunks.push(Chunk::new(start, entries));
+        self.len += log.len();
+        // The store keeps the log for as long as it lives: not the room the cluster reserved
+        // for a wave bigger than this one (given back in place, nothing copied).
+        log.shrink_to_fit();
+        self.chunks.push(Chunk {
+            start,
+            log,
+            prev: Vec::new(),
+        });
     }
 
     /// Links the chunks appended since the last query.
     fn index(&mut self) {
         for chunk in &mut self.chunks[self.indexed..] {
-            chunk.prev.reserve_exact(chunk.entries.len());
-            for (k, entry) in chunk.entries.iter().enumerate() {
+            chunk.prev.reserve_exact(chunk.log.len());
+            for k in 0..chunk.log.len() {
+                let noderole = chunk.log.noderole_at(k).get();
                 let position = NonZeroUsize::MIN.saturating_add(chunk.start + k);
-                chunk.prev.push(match self.last.get_mut(entry.noderole) {
+                chunk.prev.push(match self.last.get_mut(noderole) {
                     Some(last) => Some(std::mem::replace(last, position)),
                     None => {
-                        self.last.insert(entry.noderole, position);
+                        self.last.insert(noderole, position);
                         None
                     }
                 });
@@ -339,7 +223,7 @@ impl History {
             let i = position.get() - 1;
             // The chunk holding position i: the last one starting at or before it.
             let c = &self.chunks[self.chunks.partition_point(|c| c.start <= i) - 1];
-            out.push(c.entry(i - c.start));
+            out.extend(c.log.get(i - c.start));
             at = c.prev[i - c.start];
         }
         out.reverse();
@@ -570,7 +454,7 @@ mod tests {
         let first = c.take_batch();
         let created = first.history.clone();
         store.apply(first).await.unwrap();
-        let nr = created[0].noderole;
+        let nr = created.get(0).expect("the sample binds noderoles").noderole;
         let causes = [
             Cause::Bind,
             Cause::Commit,
@@ -623,7 +507,7 @@ mod tests {
         let store = MemStore::new();
         let mut c = sample_cluster();
         let first = c.take_batch();
-        let mut all = first.history.clone();
+        let mut all: Vec<HistoryEntry> = first.history.iter().collect();
         store.apply(first).await.unwrap();
         let ids: Vec<NodeRoleId> = c.noderoles().map(|n| n.id).collect();
         assert!(ids.len() >= 4, "the sample has several noderoles");
@@ -633,7 +517,7 @@ mod tests {
                 let nr = ids[((b * 3 + k * 5) % ids.len() as u64) as usize];
                 batch.history.push(entry(nr, 10_000 + b * 100 + k));
             }
-            all.extend(batch.history.iter().cloned());
+            all.extend(batch.history.iter());
             store.apply(batch).await.unwrap();
             if b % 7 == 0 {
                 // A query between batches links what came so far; later batches link on.
