@@ -575,6 +575,13 @@ impl Cluster {
             self.end_lean();
             return Ok(());
         }
+        self.start_run_general(id)
+    }
+
+    /// [`Cluster::start_run`] through the general machinery, out of line so that the lean
+    /// path's frame stays small.
+    #[inline(never)]
+    fn start_run_general(&mut self, id: NodeRoleId) -> Result<(), CoreError> {
         self.txn_checked(
             |c| {
                 if !matches!(
@@ -629,6 +636,13 @@ impl Cluster {
             self.end_lean();
             return Ok(());
         }
+        self.finish_run_general(id, result)
+    }
+
+    /// [`Cluster::finish_run`] through the general machinery, out of line so that the lean
+    /// path's frame stays small.
+    #[inline(never)]
+    fn finish_run_general(&mut self, id: NodeRoleId, result: RunResult) -> Result<(), CoreError> {
         // The rule of `object`, checked here by reference (`result` moves into the apply
         // step) and kept to a flag: a `Result` carried into the check costs 2 % of an anneal.
         let wall_ok = match &result {
