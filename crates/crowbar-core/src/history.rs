@@ -182,6 +182,19 @@ impl HistoryLog {
         })
     }
 
+    /// The entry at `*next`, moving `next` past it: the iterators' step.
+    fn step(&self, next: &mut usize) -> Option<HistoryEntry> {
+        let e = self.get(*next)?;
+        *next += 1;
+        Some(e)
+    }
+
+    /// The iterators' size hint from `next` on.
+    fn left(&self, next: usize) -> (usize, Option<usize>) {
+        let n = self.len().saturating_sub(next);
+        (n, Some(n))
+    }
+
     /// The noderole of the entry at `index` (no other field decoded).
     pub(crate) fn noderole_at(&self, index: usize) -> NodeRoleId {
         NodeRoleId(self.entries[index].noderole)
@@ -259,14 +272,11 @@ impl Iterator for Iter<'_> {
     type Item = HistoryEntry;
 
     fn next(&mut self) -> Option<HistoryEntry> {
-        let e = self.log.get(self.next)?;
-        self.next += 1;
-        Some(e)
+        self.log.step(&mut self.next)
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let n = self.log.len() - self.next;
-        (n, Some(n))
+        self.log.left(self.next)
     }
 }
 
@@ -283,14 +293,11 @@ impl Iterator for IntoIter {
     type Item = HistoryEntry;
 
     fn next(&mut self) -> Option<HistoryEntry> {
-        let e = self.log.get(self.next)?;
-        self.next += 1;
-        Some(e)
+        self.log.step(&mut self.next)
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let n = self.log.len() - self.next;
-        (n, Some(n))
+        self.log.left(self.next)
     }
 }
 
