@@ -45,7 +45,7 @@ pub struct HistoryLog {
 /// One entry as kept.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Packed {
-    pub(crate) noderole: u64,
+    noderole: u64,
     /// The noderole the cause names, or the index in `causes` of a cause kept whole.
     payload: u64,
     /// The index of the time in `times`.
@@ -367,6 +367,36 @@ impl<'de> Deserialize<'de> for HistoryLog {
     }
 }
 
+/// One cause of every kind, with payloads that vary with `k` and reach the ids' extremes: for
+/// the tests of the log and of the stores that keep it.
+#[cfg(test)]
+pub(crate) fn every_cause(k: u64) -> Vec<Cause> {
+    vec![
+        Cause::Bind,
+        Cause::Commit,
+        Cause::Propose,
+        Cause::JigStarted,
+        Cause::JigSucceeded,
+        Cause::JigFailed {
+            message: format!("failure {k}"),
+        },
+        Cause::ParentActive {
+            parent: NodeRoleId(u64::MAX - k),
+        },
+        Cause::Ripple {
+            origin: NodeRoleId(k + 7),
+        },
+        Cause::NodeDied,
+        Cause::Retry,
+        Cause::Timeout,
+        Cause::Recovery,
+        Cause::ClusterPeer {
+            peer: NodeRoleId((1 << 40) + k),
+        },
+        Cause::Operator,
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -383,33 +413,6 @@ mod tests {
             cause,
             at: Timestamp(at),
         }
-    }
-
-    fn every_cause(k: u64) -> Vec<Cause> {
-        vec![
-            Cause::Bind,
-            Cause::Commit,
-            Cause::Propose,
-            Cause::JigStarted,
-            Cause::JigSucceeded,
-            Cause::JigFailed {
-                message: format!("failure {k}"),
-            },
-            Cause::ParentActive {
-                parent: NodeRoleId(k + 1),
-            },
-            Cause::Ripple {
-                origin: NodeRoleId(k + 2),
-            },
-            Cause::NodeDied,
-            Cause::Retry,
-            Cause::Timeout,
-            Cause::Recovery,
-            Cause::ClusterPeer {
-                peer: NodeRoleId(u64::MAX),
-            },
-            Cause::Operator,
-        ]
     }
 
     fn sample(k: u64) -> Vec<HistoryEntry> {

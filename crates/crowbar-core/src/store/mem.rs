@@ -455,33 +455,11 @@ mod tests {
         let created = first.history.clone();
         store.apply(first).await.unwrap();
         let nr = created.get(0).expect("the sample binds noderoles").noderole;
-        let causes = [
-            Cause::Bind,
-            Cause::Commit,
-            Cause::Propose,
-            Cause::JigStarted,
-            Cause::JigSucceeded,
-            Cause::JigFailed {
-                message: "disk full".into(),
-            },
-            Cause::ParentActive {
-                parent: NodeRoleId(u64::MAX),
-            },
-            Cause::Ripple {
-                origin: NodeRoleId(7),
-            },
-            Cause::NodeDied,
-            Cause::Retry,
-            Cause::Timeout,
-            Cause::Recovery,
-            Cause::ClusterPeer {
-                peer: NodeRoleId(1 << 40),
-            },
-            Cause::Operator,
-            Cause::JigFailed {
-                message: "second failure, same batch".into(),
-            },
-        ];
+        // Every kind of cause, and a second failure in the same batch.
+        let mut causes = crate::history::every_cause(0);
+        causes.push(Cause::JigFailed {
+            message: "second failure, same batch".into(),
+        });
         let states = NodeRoleState::ALL;
         let mut batch = Batch::default();
         for (k, cause) in causes.iter().enumerate() {
