@@ -625,14 +625,7 @@ impl Cluster {
             && self.node_index[h.node.index()].alive
             && self.begin_lean()
         {
-            self.step_lean(
-                id,
-                NodeRoleState::Transition,
-                NodeRoleState::Active,
-                true,
-                Cause::JigSucceeded,
-            );
-            self.unblock_children(id);
+            self.activate_lean(id);
             self.end_lean();
             return Ok(());
         }
@@ -801,7 +794,7 @@ impl Cluster {
     /// Blocks the children of `origin` (just made TODO or BLOCKED) that are in ERROR or TODO,
     /// and theirs, recursively.
     #[inline]
-    fn block_children(&mut self, origin: NodeRoleId) {
+    pub(crate) fn block_children(&mut self, origin: NodeRoleId) {
         // `origin` is not ACTIVE, so a blockable child would be a stray: with none in the
         // graph (the rule once ripples have run) there is nothing to walk.
         if self.strays != 0 {
