@@ -1,6 +1,7 @@
 //! Node names: fully qualified domain names, validated and lower-cased as Crowbar did.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -19,9 +20,11 @@ use crate::CoreError;
 /// assert_eq!(name.first_label(), "node1");
 /// assert!("example.com".parse::<Fqdn>().is_err()); // needs three labels
 /// ```
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Serialize)]
-#[serde(transparent)]
-pub struct Fqdn(String);
+///
+/// The name is shared: cloning an `Fqdn` (as every run's view of its node does) counts a
+/// reference instead of copying the string.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub struct Fqdn(Arc<str>);
 
 impl Fqdn {
     /// Validates `name` and lower-cases it.
@@ -61,7 +64,7 @@ impl Fqdn {
         if tld.len() < 2 || tld.len() > 63 || !tld.bytes().all(|b| b.is_ascii_alphabetic()) {
             return Err(bad("top-level label must be two or more letters"));
         }
-        Ok(Fqdn(trimmed.to_ascii_lowercase()))
+        Ok(Fqdn(Arc::from(trimmed.to_ascii_lowercase())))
     }
 
     /// The name as a string, lower-cased, without a trailing dot.
@@ -97,6 +100,12 @@ impl fmt::Display for Fqdn {
 impl AsRef<str> for Fqdn {
     fn as_ref(&self) -> &str {
         &self.0
+    }
+}
+
+impl Serialize for Fqdn {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
     }
 }
 
