@@ -616,20 +616,25 @@ impl Cluster {
     pub fn finish_run(&mut self, id: NodeRoleId, result: RunResult) -> Result<(), CoreError> {
         // The annealer's case (success with no wall and no runlog, on an alive node, no
         // hooks) without the general machinery; the general path gives the same result.
-        if let RunResult::Succeeded { wall: None, runlog } = &result
-            && runlog.is_empty()
-            && let Some(h) = self.hot.get(id.index())
-            && h.present
-            && h.state == NodeRoleState::Transition
-            && !h.has_runlog
-            && self.node_index[h.node.index()].alive
-            && self.begin_lean()
-        {
-            self.activate_lean(id);
-            self.end_lean();
-            return Ok(());
+        // Matched by value, so that the lean case drops its (empty) runlog in place rather than
+        // calling the whole result's drop.
+        match result {
+            RunResult::Succeeded { wall: None, runlog }
+                if runlog.is_empty()
+                    && let Some(h) = self.hot.get(id.index())
+                    && h.present
+                    && h.state == NodeRoleState::Transition
+                    && !h.has_runlog
+                    && self.node_index[h.node.index()].alive
+                    && self.begin_lean() =>
+            {
+                drop(runlog);
+                self.activate_lean(id);
+                self.end_lean();
+                Ok(())
+            }
+            result => self.finish_run_general(id, result),
         }
-        self.finish_run_general(id, result)
     }
 
     /// [`Cluster::finish_run`] through the general machinery, out of line so that the lean
