@@ -148,9 +148,11 @@ fn anneal_core(a: &mut Annealer) -> u64 {
             break;
         }
         a.advance();
-        for r in ready.runs {
-            a.handle_run_finished(r.run, Ok(JigOutput::empty()), now);
-        }
+        let results = ready
+            .runs
+            .into_iter()
+            .map(|r| (r.run, Ok(JigOutput::empty())));
+        a.handle_runs_finished(results, now);
     }
     a.runs_started()
 }

@@ -679,6 +679,58 @@ impl Annealer {
         outcome: Outcome,
         now: Timestamp,
     ) -> Finished {
+        self.pin_time(now);
+        let finished = self.finish_one(run, outcome, now);
+        self.unpin_time();
+        finished
+    }
+
+    /// [`Annealer::handle_run_finished`] for a wave of results, applied in order: what a
+    /// driver that collects the results of instant jigs hands back at once. The time is
+    /// pinned once for the wave and the per-run work runs in one loop.
+    ///
+    /// ```
+    /// use crowbar_anneal::{Annealer, AnnealerConfig};
+    /// use crowbar_core::{Cluster, NodeRoleState, NodeSpec, RoleSpec, Timestamp};
+    /// use crowbar_jig::JigOutput;
+    ///
+    /// let mut cluster = Cluster::new();
+    /// let role = cluster.create_role(RoleSpec::new("base"))?;
+    /// let d = cluster.create_deployment("lab", None)?;
+    /// cluster.commit_deployment(d)?;
+    /// let mut ids = Vec::new();
+    /// for name in ["a.lab.example", "b.lab.example"] {
+    ///     let node = cluster.create_node(NodeSpec::new(name).alive(true))?;
+    ///     ids.push(cluster.bind(role, node, Some(d))?);
+    ///     cluster.commit_node(node)?;
+    /// }
+    /// let mut annealer = Annealer::new(cluster, AnnealerConfig::default())?;
+    /// let now = Timestamp(0);
+    /// let ready = annealer.ready(now);
+    /// annealer.advance();
+    /// assert_eq!(ready.runs.len(), 2);
+    /// let results = ready.runs.iter().map(|r| (r.run, Ok(JigOutput::empty())));
+    /// annealer.handle_runs_finished(results, now);
+    /// for id in ids {
+    ///     assert_eq!(annealer.cluster().noderole(id).unwrap().state, NodeRoleState::Active);
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn handle_runs_finished(
+        &mut self,
+        results: impl IntoIterator<Item = (RunId, Outcome)>,
+        now: Timestamp,
+    ) {
+        self.pin_time(now);
+        for (run, outcome) in results {
+            self.finish_one(run, outcome, now);
+        }
+        self.unpin_time();
+    }
+
+    /// The end of one run, with the time pinned.
+    #[inline(always)]
+    fn finish_one(&mut self, run: RunId, outcome: Outcome, now: Timestamp) -> Finished {
         // No `absorb` here: the changes of a whole wave of results are learnt at once, at the
         // next `ready`. What must be current is read from the cluster directly.
         let Some(r) = self.running.remove(run) else {
@@ -693,10 +745,7 @@ impl Annealer {
             // acted): the result no longer applies, and the run needs no cancelling.
             return Finished::Stale;
         }
-        self.pin_time(now);
-        let finished = self.apply_outcome(id, outcome, now);
-        self.unpin_time();
-        finished
+        self.apply_outcome(id, outcome, now)
     }
 
     fn apply_outcome(&mut self, id: NodeRoleId, outcome: Outcome, now: Timestamp) -> Finished {

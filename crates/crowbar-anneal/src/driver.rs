@@ -643,9 +643,8 @@ impl Task {
             self.act(ready).await?;
             self.annealer.advance();
             let now = self.now();
-            for (run, outcome) in self.immediate.drain(..) {
-                self.annealer.handle_run_finished(run, outcome, now);
-            }
+            self.annealer
+                .handle_runs_finished(self.immediate.drain(..), now);
             // Instant jigs and an in-memory store never wait: let other tasks (and this
             // driver's own commands) in now and then.
             tokio::task::consume_budget().await;
