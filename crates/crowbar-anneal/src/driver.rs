@@ -5,11 +5,11 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use crowbar_core::{
-    Batch, Clock, Cluster, CoreError, HistoryEntry, NodeId, NodeRoleId, RoleId, Store, SystemClock,
-    Timestamp,
+    Batch, Clock, Cluster, CoreError, HistoryEntry, Node, NodeId, NodeRoleId, RoleId, Store,
+    SystemClock, Timestamp,
 };
 use crowbar_jig::{
-    CancelReason, Jig, JigError, JigRegistry, NodeInfo, Outcome, RunContext, RunView,
+    CancelReason, Jig, JigError, JigRegistry, NodeInfo, NodeView, Outcome, RunContext, RunView,
 };
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::{AbortHandle, JoinSet};
@@ -401,59 +401,56 @@ impl ContextCache {
         }
     }
 
-    /// The run's jig, role entry and node, from entries brought up to date first. A missing
-    /// role or jig is [`JigError::UnknownJig`] (named when the role names one), a missing node
-    /// [`JigError::Staging`]; the jig is checked first, as the likelier and more useful
-    /// report. Inlined, with the building of missing entries out of line: a run of a wave
-    /// finds both current.
+    /// The run's jig and role entry, from an entry brought up to date first, and its node's
+    /// row in the model. A missing role or jig is [`JigError::UnknownJig`] (named when the
+    /// role names one), a missing node [`JigError::Staging`]; the jig is checked first, as the
+    /// likelier and more useful report. Inlined, with the building of a missing entry out of
+    /// line: a run of a wave finds it current.
     #[inline]
-    fn entries(
-        &mut self,
-        cluster: &Cluster,
+    fn entries<'a>(
+        &'a mut self,
+        cluster: &'a Cluster,
         jigs: &JigRegistry,
         r: &RunRequest,
-    ) -> Result<Entries<'_>, JigError> {
+    ) -> Result<Entries<'a>, JigError> {
         let generation = self.generation;
-        let (ri, ni) = (r.role.get() as usize, r.node.get() as usize);
-        let current = matches!(self.roles.get(ri), Some(Some(e)) if e.generation == generation)
-            && matches!(self.nodes.get(ni), Some(Some((g, _))) if *g == generation);
-        if !current {
-            self.build(cluster, jigs, r)?;
+        let ri = r.role.get() as usize;
+        if !matches!(self.roles.get(ri), Some(Some(e)) if e.generation == generation) {
+            self.build(cluster, jigs, r.role)?;
         }
-        let (Some(Some(role)), Some(Some((_, node)))) = (self.roles.get(ri), self.nodes.get(ni))
-        else {
-            unreachable!("entries built above");
+        let Some(Some(role)) = self.roles.get(ri) else {
+            unreachable!("entry built above");
         };
-        match &role.jig {
-            Ok(jig) => Ok(Entries { jig, role, node }),
-            Err(name) => Err(JigError::UnknownJig { name: name.clone() }),
-        }
+        let jig = match &role.jig {
+            Ok(jig) => jig,
+            Err(name) => return Err(JigError::UnknownJig { name: name.clone() }),
+        };
+        let node = cluster.node(r.node).ok_or_else(|| JigError::Staging {
+            message: format!("unknown {}", r.node),
+        })?;
+        Ok(Entries { jig, role, node })
     }
 
-    /// Brings the entries of a run's role and node up to date.
+    /// Brings the entry of a run's role up to date.
     #[cold]
     fn build(
         &mut self,
         cluster: &Cluster,
         jigs: &JigRegistry,
-        r: &RunRequest,
+        role: RoleId,
     ) -> Result<(), JigError> {
-        let generation = self.generation;
-        let role =
-            role_entry(&mut self.roles, generation, cluster, jigs, r.role).ok_or_else(|| {
-                JigError::UnknownJig {
-                    name: String::new(),
-                }
-            })?;
-        if let Err(name) = &role.jig {
-            return Err(JigError::UnknownJig { name: name.clone() });
-        }
-        node_entry(&mut self.nodes, generation, cluster, r.node).ok_or_else(|| {
-            JigError::Staging {
-                message: format!("unknown {}", r.node),
-            }
-        })?;
-        Ok(())
+        role_entry(&mut self.roles, self.generation, cluster, jigs, role)
+            .map(|_| ())
+            .ok_or_else(|| JigError::UnknownJig {
+                name: String::new(),
+            })
+    }
+
+    /// What runs on `node` see of it, shared among them: built once per node (and again
+    /// after its row changed), for runs that go to a task and so outlive the borrow of the
+    /// model that instant jigs are asked with.
+    fn node(&mut self, cluster: &Cluster, node: NodeId) -> Option<Arc<NodeInfo>> {
+        node_entry(&mut self.nodes, self.generation, cluster, node).cloned()
     }
 }
 
@@ -503,11 +500,11 @@ fn node_entry<'a>(
     nodes[i].as_ref().map(|(_, info)| info)
 }
 
-/// What a run needs from the cache, borrowed.
+/// What a run needs from the cache and the model, borrowed.
 struct Entries<'a> {
     jig: &'a Arc<dyn Jig>,
     role: &'a RoleEntry,
-    node: &'a Arc<NodeInfo>,
+    node: &'a Node,
 }
 
 impl Task {
@@ -725,7 +722,7 @@ impl Task {
             let view = RunView {
                 noderole: r.noderole,
                 role: &role.name,
-                node,
+                node: NodeView::of_node(node),
                 run_count: r.run_count,
                 attempt: r.attempt,
             };
@@ -733,15 +730,12 @@ impl Task {
                 self.immediate.push((r.run, outcome));
                 continue;
             }
-            let (name, node) = (role.name.clone(), node.clone());
-            let cx = RunContext::from_shared(
-                cluster,
-                r.noderole,
-                r.attempt,
-                name,
-                node,
-                role.needs_data,
-            );
+            let (name, jig, needs_data) = (role.name.clone(), jig.clone(), role.needs_data);
+            let Some(node) = self.contexts.node(cluster, r.node) else {
+                unreachable!("the node was read above");
+            };
+            let cx =
+                RunContext::from_shared(cluster, r.noderole, r.attempt, name, node, needs_data);
             let cx = match cx {
                 Ok(cx) => cx,
                 Err(e) => {
@@ -749,7 +743,7 @@ impl Task {
                     continue;
                 }
             };
-            let (run, jig) = (r.run, jig.clone());
+            let run = r.run;
             let j = jig.clone();
             let abort = self.tasks.spawn(async move { (run, j.run(cx).await) });
             self.by_task.insert(abort.id(), run);

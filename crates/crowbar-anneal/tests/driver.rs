@@ -461,15 +461,38 @@ async fn sqlite_holds_the_annealed_model_and_its_history() {
     assert_eq!(h.last().unwrap().to, NodeRoleState::Active);
 }
 
-/// Records what each run saw of its role and node; finishes at once through `run_now`, the
-/// path the driver's per-role and per-node context caches serve.
+/// Records what each run saw of its role and node. Finishes at once through `run_now`, where
+/// the driver shows the node's row in the model, or (`spawned`) declines it so that every run
+/// goes to a task with a context built from the driver's per-role and per-node caches.
 #[derive(Default)]
-struct Seen(Mutex<Vec<(String, String, Option<std::net::IpAddr>)>>);
+struct Seen {
+    runs: Mutex<Vec<(String, String, Option<std::net::IpAddr>)>>,
+    spawned: bool,
+}
+
+impl Seen {
+    fn spawned(spawned: bool) -> Seen {
+        Seen {
+            spawned,
+            ..Seen::default()
+        }
+    }
+
+    fn record(&self, cx: RunView<'_>) {
+        let seen = (
+            cx.role.to_string(),
+            cx.node.alias.to_owned(),
+            cx.node.address(),
+        );
+        self.runs.lock().unwrap().push(seen);
+    }
+}
 
 #[async_trait]
 impl Jig for Seen {
     async fn run(&self, cx: RunContext) -> Outcome {
-        self.run_now(cx.view()).unwrap()
+        self.record(cx.view());
+        Ok(JigOutput::empty())
     }
 
     fn needs_data(&self) -> bool {
@@ -477,8 +500,10 @@ impl Jig for Seen {
     }
 
     fn run_now(&self, cx: RunView<'_>) -> Option<Outcome> {
-        let seen = (cx.role.to_string(), cx.node.alias.clone(), cx.node.address);
-        self.0.lock().unwrap().push(seen);
+        if self.spawned {
+            return None;
+        }
+        self.record(cx);
         Some(Ok(JigOutput::empty()))
     }
 }
@@ -500,7 +525,13 @@ impl crowbar_core::RoleHooks for Renumber {
 
 #[tokio::test]
 async fn run_contexts_follow_node_changes_made_by_hooks_and_by_updates() {
-    let seen = Arc::new(Seen::default());
+    for spawned in [false, true] {
+        run_contexts_follow_node_changes_made_by_hooks_and_by_updates_case(spawned).await;
+    }
+}
+
+async fn run_contexts_follow_node_changes_made_by_hooks_and_by_updates_case(spawned: bool) {
+    let seen = Arc::new(Seen::spawned(spawned));
     let mut jigs = JigRegistry::new();
     jigs.register("seen", seen.clone());
     let mut c = cluster();
@@ -529,7 +560,7 @@ async fn run_contexts_follow_node_changes_made_by_hooks_and_by_updates() {
     let handle = spawn(c, store.clone(), jigs, 10);
     assert_eq!(handle.wait_idle().await.unwrap(), AnnealStatus::Finished);
     let addr = |s: &str| Some(s.parse().unwrap());
-    let mut runs = std::mem::take(&mut *seen.0.lock().unwrap());
+    let mut runs = std::mem::take(&mut *seen.runs.lock().unwrap());
     runs.sort();
     assert_eq!(
         runs,
@@ -551,7 +582,7 @@ async fn run_contexts_follow_node_changes_made_by_hooks_and_by_updates() {
         .unwrap();
     assert_eq!(handle.wait_idle().await.unwrap(), AnnealStatus::Finished);
     assert_eq!(
-        *seen.0.lock().unwrap(),
+        *seen.runs.lock().unwrap(),
         vec![("second".into(), "n0".into(), addr("fd00::3"))],
         "a run after an update sees the node as updated"
     );
@@ -560,7 +591,16 @@ async fn run_contexts_follow_node_changes_made_by_hooks_and_by_updates() {
 
 #[tokio::test]
 async fn run_contexts_are_rebuilt_after_a_call_even_when_it_took_the_batch_itself() {
-    let seen = Arc::new(Seen::default());
+    for spawned in [false, true] {
+        run_contexts_are_rebuilt_after_a_call_even_when_it_took_the_batch_itself_case(spawned)
+            .await;
+    }
+}
+
+async fn run_contexts_are_rebuilt_after_a_call_even_when_it_took_the_batch_itself_case(
+    spawned: bool,
+) {
+    let seen = Arc::new(Seen::spawned(spawned));
     let mut jigs = JigRegistry::new();
     jigs.register("seen", seen.clone());
     let mut c = cluster();
@@ -576,7 +616,7 @@ async fn run_contexts_are_rebuilt_after_a_call_even_when_it_took_the_batch_itsel
     let handle = spawn(c, Arc::new(MemStore::new()), jigs, 10);
     assert_eq!(handle.wait_idle().await.unwrap(), AnnealStatus::Finished);
     let addr = |s: &str| Some(s.parse().unwrap());
-    let first = std::mem::take(&mut *seen.0.lock().unwrap());
+    let first = std::mem::take(&mut *seen.runs.lock().unwrap());
     assert_eq!(first, vec![("os".into(), "n0".into(), addr("10.0.0.1"))]);
 
     // The node changes and the batch that carries its row is taken inside the call, so the
@@ -598,7 +638,7 @@ async fn run_contexts_are_rebuilt_after_a_call_even_when_it_took_the_batch_itsel
     );
     assert_eq!(handle.wait_idle().await.unwrap(), AnnealStatus::Finished);
     assert_eq!(
-        *seen.0.lock().unwrap(),
+        *seen.runs.lock().unwrap(),
         vec![("os".into(), "n0".into(), addr("10.0.0.9"))],
         "the run after the call sees the node as changed"
     );

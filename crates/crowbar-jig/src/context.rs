@@ -58,12 +58,100 @@ impl NodeInfo {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn from_node(node: &Node) -> NodeInfo {
-        NodeInfo {
+        NodeView::of_node(node).to_info()
+    }
+}
+
+/// What [`Jig::run_now`](crate::Jig::run_now) sees of a run's node: the facts of a
+/// [`NodeInfo`], borrowed, either from the model's node row (the annealer asks instant jigs
+/// this way, with nothing built or allocated per node) or from a [`NodeInfo`]
+/// ([`RunContext::view`]). The address is read from the node's hint only when asked for.
+///
+/// ```
+/// use crowbar_core::{Cluster, NodeSpec};
+/// use crowbar_jig::{NodeInfo, NodeView};
+/// let mut cluster = Cluster::new();
+/// let id = cluster.create_node(NodeSpec::new("n1.example.com")
+///     .hint(serde_json::json!({"admin-v4addr": "192.168.124.10/24"})))?;
+/// let node = cluster.node(id).unwrap();
+/// let view = NodeView::of_node(node);
+/// assert_eq!((view.alias, view.address()), ("n1", Some("192.168.124.10".parse()?)));
+/// // The same facts as the owned form, whichever way the view was made.
+/// let info = NodeInfo::from_node(node);
+/// assert_eq!(view, NodeView::from(&info));
+/// assert_eq!(view.to_info(), info);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct NodeView<'a> {
+    /// Its id.
+    pub id: NodeId,
+    /// Its FQDN.
+    pub name: &'a Fqdn,
+    /// Its short name.
+    pub alias: &'a str,
+    address: AddressOf<'a>,
+}
+
+/// Where a [`NodeView`]'s address comes from.
+#[derive(Clone, Copy, Debug)]
+enum AddressOf<'a> {
+    /// Already read (a [`NodeInfo`]'s).
+    Known(Option<IpAddr>),
+    /// To be read from the node's hint when asked for.
+    Hint(&'a Value),
+}
+
+impl<'a> NodeView<'a> {
+    /// The view of a node row of the model.
+    #[inline]
+    pub fn of_node(node: &'a Node) -> NodeView<'a> {
+        NodeView {
             id: node.id,
-            name: node.name.clone(),
-            alias: node.alias.clone(),
-            address: address_from_hint(&node.hint),
+            name: &node.name,
+            alias: &node.alias,
+            address: AddressOf::Hint(&node.hint),
         }
+    }
+
+    /// Its management address, as [`NodeInfo::address`]: from the node's hint `address`,
+    /// `admin-v4addr` or `admin-v6addr`, a prefix length dropped.
+    pub fn address(&self) -> Option<IpAddr> {
+        match self.address {
+            AddressOf::Known(address) => address,
+            AddressOf::Hint(hint) => address_from_hint(hint),
+        }
+    }
+
+    /// The owned form, for a run that outlives the borrow.
+    pub fn to_info(&self) -> NodeInfo {
+        NodeInfo {
+            id: self.id,
+            name: self.name.clone(),
+            alias: self.alias.to_owned(),
+            address: self.address(),
+        }
+    }
+}
+
+impl<'a> From<&'a NodeInfo> for NodeView<'a> {
+    fn from(info: &'a NodeInfo) -> NodeView<'a> {
+        NodeView {
+            id: info.id,
+            name: &info.name,
+            alias: &info.alias,
+            address: AddressOf::Known(info.address),
+        }
+    }
+}
+
+/// Views are equal when their facts are, however they were made.
+impl PartialEq for NodeView<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+            && self.name == other.name
+            && self.alias == other.alias
+            && self.address() == other.address()
     }
 }
 
@@ -90,8 +178,8 @@ pub struct RunContext {
 }
 
 /// What [`Jig::run_now`](crate::Jig::run_now) sees of a run: the facts of its [`RunContext`]
-/// without the data, borrowed from the annealer's caches, so that asking an instant jig costs
-/// no allocation and no reference count.
+/// without the data, borrowed from the model and the annealer's caches, so that asking an
+/// instant jig costs no allocation and no reference count.
 #[derive(Clone, Copy, PartialEq, Debug)]
 pub struct RunView<'a> {
     /// The noderole being run.
@@ -99,7 +187,7 @@ pub struct RunView<'a> {
     /// Its role's name.
     pub role: &'a str,
     /// Its node.
-    pub node: &'a NodeInfo,
+    pub node: NodeView<'a>,
     /// How many runs of this noderole completed before (its `run_count`).
     pub run_count: u32,
     /// Which attempt this is since the last success: 1, then 2 on the first retry...
@@ -112,7 +200,7 @@ impl RunContext {
         RunView {
             noderole: self.noderole,
             role: &self.role,
-            node: &self.node,
+            node: NodeView::from(&*self.node),
             run_count: self.run_count,
             attempt: self.attempt,
         }

@@ -109,7 +109,7 @@ mod jig;
 mod script;
 
 pub use builtin::{NoopJig, TestJig};
-pub use context::{JigOutput, NodeInfo, Outcome, RunContext, RunView};
+pub use context::{JigOutput, NodeInfo, NodeView, Outcome, RunContext, RunView};
 pub use error::JigError;
 pub use jig::{CancelReason, Jig, JigRegistry};
 pub use script::{ScriptConfig, ScriptJig, SshConfig};
