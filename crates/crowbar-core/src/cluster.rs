@@ -1559,6 +1559,13 @@ impl Cluster {
     #[inline(always)]
     fn mark_nr(&mut self, id: NodeRoleId, flag: u8) {
         self.journal_noderole(id);
+        self.mark_dirty(id, flag);
+    }
+
+    /// Marks the noderole for the next batch (listed once in `Pending::nr_list`), without
+    /// journaling it.
+    #[inline(always)]
+    fn mark_dirty(&mut self, id: NodeRoleId, flag: u8) {
         let h = &mut self.hot[id.index()];
         if h.marks & DIRTY == 0 {
             self.pending.nr_list.push(id);
@@ -2002,12 +2009,8 @@ impl Cluster {
     pub(crate) fn activate_lean(&mut self, id: NodeRoleId) {
         debug_assert!(!self.undo_on && self.hooks_by_name.is_empty());
         self.move_state_own(id, NodeRoleState::Transition, NodeRoleState::Active);
-        let h = &mut self.hot[id.index()];
-        h.run_count += 1;
-        if h.marks & DIRTY == 0 {
-            self.pending.nr_list.push(id);
-        }
-        h.marks |= DIRTY_STATE;
+        self.hot[id.index()].run_count += 1;
+        self.mark_dirty(id, DIRTY_STATE);
         self.history(
             id,
             Some(NodeRoleState::Transition),
@@ -2028,14 +2031,7 @@ impl Cluster {
             }
             self.journal.list(c, h);
             if h.state == NodeRoleState::Blocked && h.present {
-                self.step_lean(
-                    c,
-                    NodeRoleState::Blocked,
-                    NodeRoleState::Todo,
-                    false,
-                    Cause::ParentActive { parent: id },
-                );
-                self.block_children(c);
+                self.unblock_lean(c, id);
             }
         }
         // Journaled last, as the general path does: a follower that made this change itself

@@ -699,18 +699,25 @@ impl Cluster {
                 if self.undo_on {
                     self.todo_inner(child, cause);
                 } else {
-                    // A lean operation (no hooks): the same change, with its checks known.
-                    self.step_lean(
-                        child,
-                        NodeRoleState::Blocked,
-                        NodeRoleState::Todo,
-                        false,
-                        cause,
-                    );
-                    self.block_children(child);
+                    self.unblock_lean(child, id);
                 }
             }
         }
+    }
+
+    /// In a lean operation (no hooks), makes TODO the BLOCKED `child` whose last inactive
+    /// parent, `parent`, just became ACTIVE: [`Cluster::todo_inner`]'s change with its checks
+    /// known.
+    #[inline(always)]
+    pub(crate) fn unblock_lean(&mut self, child: NodeRoleId, parent: NodeRoleId) {
+        self.step_lean(
+            child,
+            NodeRoleState::Blocked,
+            NodeRoleState::Todo,
+            false,
+            Cause::ParentActive { parent },
+        );
+        self.block_children(child);
     }
 
     /// Fails a noderole (`error!`) for a reason other than a jig result (a timeout, a crash).
@@ -799,7 +806,7 @@ impl Cluster {
     /// Blocks the children of `origin` (just made TODO or BLOCKED) that are in ERROR or TODO,
     /// and theirs, recursively.
     #[inline]
-    pub(crate) fn block_children(&mut self, origin: NodeRoleId) {
+    fn block_children(&mut self, origin: NodeRoleId) {
         // `origin` is not ACTIVE, so a blockable child would be a stray: with none in the
         // graph (the rule once ripples have run) there is nothing to walk.
         if self.strays != 0 {
