@@ -30,7 +30,7 @@ use crowbar::core::{
     Batch, Cluster, MemStore, NodeRoleId, NodeSpec, RoleFlag, RoleSpec, RunResult, SqliteStore,
     Store, Timestamp,
 };
-use crowbar::jig::{JigOutput, JigRegistry};
+use crowbar::jig::JigRegistry;
 
 const ROLES: usize = 10;
 const RACK: usize = 20;
@@ -148,11 +148,7 @@ fn anneal_core(a: &mut Annealer) -> u64 {
             break;
         }
         a.advance();
-        let results = ready
-            .runs
-            .into_iter()
-            .map(|r| (r.run, Ok(JigOutput::empty())));
-        a.handle_runs_finished(results, now);
+        a.handle_runs_succeeded(ready.runs.into_iter().map(|r| r.run), now);
     }
     a.runs_started()
 }

@@ -9,6 +9,7 @@ use crowbar_core::{
     NodeRoleBrief, NodeRoleId, NodeRoleState, RoleFlag, RoleId, RunResult, Timestamp,
 };
 use crowbar_jig::{CancelReason, Outcome};
+use serde_json::Value;
 
 use crate::AnnealError;
 use crate::queue::{CohortQueue, NodeQueue};
@@ -728,53 +729,93 @@ impl Annealer {
         self.unpin_time();
     }
 
+    /// What [`Annealer::handle_runs_finished`] does for runs that all succeeded with nothing
+    /// to report (no wall, no runlog), as `Ok(JigOutput::empty())` each: the common result of
+    /// instant jigs such as `noop`, handed back as bare run ids, with no outcome to move
+    /// through the call.
+    ///
+    /// ```
+    /// use crowbar_anneal::{Annealer, AnnealerConfig};
+    /// use crowbar_core::{Cluster, NodeRoleState, NodeSpec, RoleSpec, Timestamp};
+    ///
+    /// let mut cluster = Cluster::new();
+    /// let role = cluster.create_role(RoleSpec::new("base"))?;
+    /// let d = cluster.create_deployment("lab", None)?;
+    /// cluster.commit_deployment(d)?;
+    /// let node = cluster.create_node(NodeSpec::new("a.lab.example").alive(true))?;
+    /// let id = cluster.bind(role, node, Some(d))?;
+    /// cluster.commit_node(node)?;
+    /// let mut annealer = Annealer::new(cluster, AnnealerConfig::default())?;
+    /// let ready = annealer.ready(Timestamp(0));
+    /// annealer.advance();
+    /// annealer.handle_runs_succeeded(ready.runs.iter().map(|r| r.run), Timestamp(0));
+    /// assert_eq!(annealer.cluster().noderole(id).unwrap().state, NodeRoleState::Active);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn handle_runs_succeeded(&mut self, runs: impl IntoIterator<Item = RunId>, now: Timestamp) {
+        self.pin_time(now);
+        for run in runs {
+            if let Some(id) = self.end_run(run) {
+                self.succeeded(id, None, String::new());
+            }
+        }
+        self.unpin_time();
+    }
+
     /// The end of one run, with the time pinned.
     #[inline(always)]
     fn finish_one(&mut self, run: RunId, outcome: Outcome, now: Timestamp) -> Finished {
+        match self.end_run(run) {
+            Some(id) => self.apply_outcome(id, outcome, now),
+            None => Finished::Stale,
+        }
+    }
+
+    /// Takes `run` out of the runs in progress and returns its noderole, if its result still
+    /// applies: `None` when the run is unknown or its noderole moved out of TRANSITION since
+    /// it started (its node died, an operator acted; the run needs no cancelling).
+    #[inline(always)]
+    fn end_run(&mut self, run: RunId) -> Option<NodeRoleId> {
         // No `absorb` here: the changes of a whole wave of results are learnt at once, at the
         // next `ready`. What must be current is read from the cluster directly.
-        let Some(r) = self.running.remove(run) else {
-            return Finished::Stale;
-        };
+        let r = self.running.remove(run)?;
         if let Some(d) = r.deadline {
             self.deadlines.remove(&(d, run));
         }
         let id = r.noderole();
-        if self.cluster.brief(id).map(|n| n.state) != Some(NodeRoleState::Transition) {
-            // Moved out of TRANSITION since the run started (its node died, an operator
-            // acted): the result no longer applies, and the run needs no cancelling.
-            return Finished::Stale;
+        (self.cluster.brief(id).map(|n| n.state) == Some(NodeRoleState::Transition)).then_some(id)
+    }
+
+    /// A success: stores the wall and the runlog and makes the noderole ACTIVE.
+    #[inline(always)]
+    fn succeeded(&mut self, id: NodeRoleId, wall: Option<Value>, runlog: String) -> Finished {
+        match self
+            .cluster
+            .finish_run(id, RunResult::Succeeded { wall, runlog })
+        {
+            Ok(()) => {
+                if !self.failures.is_empty() {
+                    self.failures.remove(&id);
+                }
+                self.settle_active(id);
+                Finished::Succeeded
+            }
+            Err(e) => {
+                // The wall was not an object, or a hook refused: the run failed.
+                let message = e.to_string();
+                let _ = self.cluster.fail(
+                    id,
+                    Cause::JigFailed { message },
+                    Some(format!("the run's result was refused: {e}")),
+                );
+                Finished::Failed { retry_at: None }
+            }
         }
-        self.apply_outcome(id, outcome, now)
     }
 
     fn apply_outcome(&mut self, id: NodeRoleId, outcome: Outcome, now: Timestamp) -> Finished {
         match outcome {
-            Ok(out) => match self.cluster.finish_run(
-                id,
-                RunResult::Succeeded {
-                    wall: out.wall,
-                    runlog: out.runlog,
-                },
-            ) {
-                Ok(()) => {
-                    if !self.failures.is_empty() {
-                        self.failures.remove(&id);
-                    }
-                    self.settle_active(id);
-                    Finished::Succeeded
-                }
-                Err(e) => {
-                    // The wall was not an object, or a hook refused: the run failed.
-                    let message = e.to_string();
-                    let _ = self.cluster.fail(
-                        id,
-                        Cause::JigFailed { message },
-                        Some(format!("the run's result was refused: {e}")),
-                    );
-                    Finished::Failed { retry_at: None }
-                }
-            },
+            Ok(out) => self.succeeded(id, out.wall, out.runlog),
             Err(e) => {
                 let retryable = e.retryable();
                 let result = RunResult::Failed {

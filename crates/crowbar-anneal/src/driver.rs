@@ -331,6 +331,7 @@ impl Driver {
             was_idle: false,
             contexts: ContextCache::default(),
             immediate: Vec::new(),
+            instant_ok: Vec::new(),
         };
         tokio::spawn(task.run());
         AnnealHandle { commands, events }
@@ -355,6 +356,9 @@ struct Task {
     /// Outcomes known without spawning (instant jigs, runs that could not start), applied
     /// after `advance`; kept between waves to reuse its buffer.
     immediate: Vec<(RunId, Outcome)>,
+    /// Instant successes with nothing to report (the `noop` jig's), kept apart as bare run
+    /// ids so that no outcome is moved for them; applied after `immediate`.
+    instant_ok: Vec<RunId>,
 }
 
 /// What starting a run needs of its role: the jig (or the name of the missing one), whether
@@ -642,6 +646,8 @@ impl Task {
             let now = self.now();
             self.annealer
                 .handle_runs_finished(self.immediate.drain(..), now);
+            self.annealer
+                .handle_runs_succeeded(self.instant_ok.drain(..), now);
             // Instant jigs and an in-memory store never wait: let other tasks (and this
             // driver's own commands) in now and then.
             tokio::task::consume_budget().await;
@@ -683,7 +689,7 @@ impl Task {
     }
 
     /// Persists the batch of `ready`, abandons its cancels and starts its runs; outcomes known
-    /// at once go to `self.immediate`.
+    /// at once go to `self.immediate` (empty successes to `self.instant_ok`).
     async fn act(&mut self, ready: Ready) -> Result<(), AnnealError> {
         self.contexts.forget(&ready.batch);
         self.persist(ready.batch).await?;
@@ -726,9 +732,16 @@ impl Task {
                 run_count: r.run_count,
                 attempt: r.attempt,
             };
-            if let Some(outcome) = jig.run_now(view) {
-                self.immediate.push((r.run, outcome));
-                continue;
+            match jig.run_now(view) {
+                Some(Ok(out)) if out.wall.is_none() && out.runlog.is_empty() => {
+                    self.instant_ok.push(r.run);
+                    continue;
+                }
+                Some(outcome) => {
+                    self.immediate.push((r.run, outcome));
+                    continue;
+                }
+                None => {}
             }
             let (name, jig, needs_data) = (role.name.clone(), jig.clone(), role.needs_data);
             let Some(node) = self.contexts.node(cluster, r.node) else {

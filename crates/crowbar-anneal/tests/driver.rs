@@ -644,3 +644,65 @@ async fn run_contexts_are_rebuilt_after_a_call_even_when_it_took_the_batch_itsel
     );
     handle.stop().await.unwrap();
 }
+
+/// Answers at once, by role: wall data, a runlog, a failure, or nothing to report.
+struct Instant;
+
+#[async_trait]
+impl Jig for Instant {
+    async fn run(&self, _cx: RunContext) -> Outcome {
+        unreachable!("every run is answered at once")
+    }
+
+    fn needs_data(&self) -> bool {
+        false
+    }
+
+    fn run_now(&self, cx: RunView<'_>) -> Option<Outcome> {
+        Some(match cx.role {
+            "wall" => Ok(JigOutput::with_wall(json!({"answer": 42}))),
+            "log" => Ok(JigOutput {
+                wall: None,
+                runlog: "said something".into(),
+            }),
+            "fail" => Err(crowbar_jig::JigError::failed("no luck", false)),
+            _ => Ok(JigOutput::empty()),
+        })
+    }
+}
+
+#[tokio::test]
+async fn instant_results_with_and_without_data_are_applied_in_the_same_wave() {
+    let mut jigs = JigRegistry::new();
+    jigs.register("instant", Arc::new(Instant));
+    let mut c = cluster();
+    let ids = nodes(&mut c, 4);
+    let mut bound = Vec::new();
+    for (role, node) in ["wall", "log", "fail", "quiet"].into_iter().zip(&ids) {
+        c.create_role(RoleSpec::new(role).jig("instant")).unwrap();
+        let name = c.node(*node).unwrap().name.to_string();
+        bound.push(c.bind_by_name(role, &name, None).unwrap());
+    }
+    commit_all(&mut c);
+    let store = Arc::new(MemStore::new());
+    let handle = spawn(c, store.clone(), jigs, 10);
+    // A result left unapplied would keep the annealer busy for ever: fail instead.
+    let idle = tokio::time::timeout(Duration::from_secs(30), handle.wait_idle()).await;
+    assert_eq!(
+        idle.expect("the anneal ends").unwrap(),
+        AnnealStatus::Failed
+    );
+    let stats = handle.stats().await.unwrap();
+    handle.stop().await.unwrap();
+    assert_eq!(stats.runs, 4, "all four ran, once each");
+    let snapshot = store.load().await.unwrap();
+    let row = |id: NodeRoleId| snapshot.noderoles.iter().find(|n| n.id == id).unwrap();
+    let [wall, log, fail, quiet] = [0, 1, 2, 3].map(|i| row(bound[i]));
+    assert_eq!(wall.state, NodeRoleState::Active);
+    assert_eq!(wall.wall, json!({"answer": 42}));
+    assert_eq!(log.state, NodeRoleState::Active);
+    assert_eq!(log.runlog, "said something");
+    assert_eq!(fail.state, NodeRoleState::Error);
+    assert_eq!(quiet.state, NodeRoleState::Active);
+    assert_eq!(quiet.runlog, "");
+}
