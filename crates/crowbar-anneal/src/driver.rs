@@ -732,16 +732,15 @@ impl Task {
                 run_count: r.run_count,
                 attempt: r.attempt,
             };
-            match jig.run_now(view) {
-                Some(Ok(out)) if out.wall.is_none() && out.runlog.is_empty() => {
-                    self.instant_ok.push(r.run);
-                    continue;
+            if let Some(outcome) = jig.run_now(view) {
+                // Checked in place, by reference: the outcome is moved only when it is kept.
+                match &outcome {
+                    Ok(out) if out.wall.is_none() && out.runlog.is_empty() => {
+                        self.instant_ok.push(r.run)
+                    }
+                    _ => self.immediate.push((r.run, outcome)),
                 }
-                Some(outcome) => {
-                    self.immediate.push((r.run, outcome));
-                    continue;
-                }
-                None => {}
+                continue;
             }
             let (name, jig, needs_data) = (role.name.clone(), jig.clone(), role.needs_data);
             let Some(node) = self.contexts.node(cluster, r.node) else {
