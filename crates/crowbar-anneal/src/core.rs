@@ -730,9 +730,9 @@ impl Annealer {
     }
 
     /// What [`Annealer::handle_runs_finished`] does for runs that all succeeded with nothing
-    /// to report (no wall, no runlog), as `Ok(JigOutput::empty())` each: the common result of
-    /// instant jigs such as `noop`, handed back as bare run ids, with no outcome to move
-    /// through the call.
+    /// to report ([`JigOutput::is_empty`](crowbar_jig::JigOutput::is_empty)), as
+    /// `Ok(JigOutput::empty())` each: the common result of instant jigs such as `noop`, handed
+    /// back as bare run ids, with no outcome to move through the call.
     ///
     /// ```
     /// use crowbar_anneal::{Annealer, AnnealerConfig};

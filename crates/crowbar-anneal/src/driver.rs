@@ -735,9 +735,7 @@ impl Task {
             if let Some(outcome) = jig.run_now(view) {
                 // Checked in place, by reference: the outcome is moved only when it is kept.
                 match &outcome {
-                    Ok(out) if out.wall.is_none() && out.runlog.is_empty() => {
-                        self.instant_ok.push(r.run)
-                    }
+                    Ok(out) if out.is_empty() => self.instant_ok.push(r.run),
                     _ => self.immediate.push((r.run, outcome)),
                 }
                 continue;

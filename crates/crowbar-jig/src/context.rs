@@ -332,6 +332,22 @@ impl JigOutput {
         JigOutput::default()
     }
 
+    /// Whether there is nothing to report: no wall, an empty runlog (what [`JigOutput::empty`]
+    /// makes). Such a success leaves the noderole's data as it was.
+    ///
+    /// ```
+    /// use crowbar_jig::JigOutput;
+    /// use serde_json::json;
+    ///
+    /// assert!(JigOutput::empty().is_empty());
+    /// assert!(!JigOutput::empty().runlog("done").is_empty());
+    /// assert!(!JigOutput::with_wall(json!({})).is_empty());
+    /// ```
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.wall.is_none() && self.runlog.is_empty()
+    }
+
     /// Success with wall data.
     pub fn with_wall(wall: Value) -> JigOutput {
         JigOutput {
