@@ -7,7 +7,8 @@
 //!   from the walk before: a lower bound no anneal can reach, as an anneal changes the
 //!   cluster it walks and so always starts from a fresh one.
 //! - `state_machine`: the same walk calling `start_run` and `finish_run` of crowbar-core on
-//!   each noderole: the model's own cost, with no scheduling.
+//!   each noderole, the time pinned as the annealer pins it: the model's own cost, with no
+//!   scheduling.
 //! - `core`: the pure scheduling core alone, results applied at once, batches dropped.
 //! - `driver_mem`: the tokio driver with the `noop` jig, every batch persisted in `MemStore`
 //!   (which holds the cluster as built beforehand: it is filled before the cluster is built,
@@ -106,8 +107,11 @@ fn floor(c: &Cluster) -> usize {
 }
 
 /// The state machine alone, as a second floor: `start_run` and `finish_run` of every
-/// noderole in a topological order, no scheduling.
+/// noderole in a topological order, no scheduling, with the time pinned as the annealer pins
+/// it for a wave (so the clock is read once, not per transition): what the model itself costs
+/// an anneal (state, counters, history, batch marks).
 fn state_machine(c: &mut Cluster) -> usize {
+    c.set_time(Some(Timestamp(1)));
     let mut pending = vec![0u32; c.noderole_id_bound()];
     let mut queue: Vec<NodeRoleId> = Vec::new();
     for nr in c.noderoles() {
@@ -135,6 +139,7 @@ fn state_machine(c: &mut Cluster) -> usize {
             }
         }
     }
+    c.set_time(None);
     black_box(c.take_batch());
     runs
 }

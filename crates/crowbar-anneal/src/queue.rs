@@ -25,7 +25,7 @@ impl IdSet {
     }
 
     /// Adds `i`; false if it was there.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn insert(&mut self, i: usize) -> bool {
         // The levels grow together: when level 0 holds word `i >> 6`, the others hold theirs.
         if self.words[0].len() <= i >> 6 {
@@ -131,7 +131,7 @@ pub(crate) struct CohortQueue {
 }
 
 impl CohortQueue {
-    #[inline]
+    #[inline(always)]
     pub(crate) fn insert(&mut self, cohort: u32, id: u64) {
         let c = cohort as usize;
         if self.by_cohort.len() <= c {
