@@ -281,6 +281,8 @@ pub struct Annealer {
     stamp: Option<(Timestamp, Timestamp)>,
     /// The wave being started (kept for its memory).
     picks: Vec<NodeRoleId>,
+    /// The children a success made activatable (kept for its memory).
+    unblocked: Vec<NodeRoleId>,
     cancels: Vec<Cancel>,
     awaiting_advance: bool,
     recovered: Vec<Recovery>,
@@ -330,6 +332,7 @@ impl Annealer {
             deadlines: BTreeSet::new(),
             stamp: None,
             picks: Vec::new(),
+            unblocked: Vec::new(),
             cancels: Vec::new(),
             awaiting_advance: false,
             recovered: Vec::new(),
@@ -611,7 +614,10 @@ impl Annealer {
         let nr = self.cluster.brief(id).expect("queued noderoles exist");
         let role = nr.role;
         let skip_jig = nr.run_count > 0 && self.role_has(role, RoleFlag::Destructive);
-        if let Err(e) = self.cluster.start_run(id) {
+        // The core knows what a lean start changes (its noderole is TRANSITION, out of its
+        // queue; its node, now busy, has no head to list): that start is not journaled. A
+        // start through hooks is, as they may change more.
+        if let Err(e) = self.cluster.start_run_quietly(id) {
             // A role hook refused the start: leave the noderole as it is.
             tracing::warn!(noderole = %id, error = %e, "could not start a run");
             self.touch_node(node);
@@ -628,11 +634,6 @@ impl Annealer {
                 tracing::warn!(noderole = %id, error = %e, "could not finish a run");
             }
             return;
-        }
-        // The core knows what this start changed (its noderole is TRANSITION, out of its
-        // queue; its node was touched): unless a hook changed more, nothing to read back.
-        if self.cluster.brief(id).map(|b| b.state) == Some(NodeRoleState::Transition) {
-            self.cluster.unlist_last_change(id);
         }
         let run = RunId::new(self.next_run, id);
         self.next_run += 1;
@@ -789,18 +790,34 @@ impl Annealer {
     /// A success: stores the wall and the runlog and makes the noderole ACTIVE.
     #[inline(always)]
     fn succeeded(&mut self, id: NodeRoleId, wall: Option<Value>, runlog: String) -> Finished {
-        match self
-            .cluster
-            .finish_run(id, RunResult::Succeeded { wall, runlog })
-        {
-            Ok(()) => {
+        let mut unblocked = std::mem::take(&mut self.unblocked);
+        let result = RunResult::Succeeded { wall, runlog };
+        match self.cluster.finish_run_quietly(id, result, &mut unblocked) {
+            Ok(quiet) => {
                 if !self.failures.is_empty() {
                     self.failures.remove(&id);
                 }
-                self.settle_active(id);
+                if quiet {
+                    // Nothing journaled: the core does what reading the changes back would.
+                    // The noderole is ACTIVE, with no run and no queue entry; its node is
+                    // idle. Its children whose parents are now all ACTIVE may queue (none
+                    // had a run or a retry: a run is TRANSITION, a retry ERROR, and neither
+                    // changed).
+                    debug_assert!(!self.is_queued(id) && self.running.of(id).is_none());
+                    if let Some(nr) = self.cluster.brief(id) {
+                        self.settle(id, nr);
+                    }
+                    for &child in &unblocked {
+                        debug_assert!(!self.retry_at.contains_key(&child));
+                        self.reevaluate(child);
+                    }
+                }
+                unblocked.clear();
+                self.unblocked = unblocked;
                 Finished::Succeeded
             }
             Err(e) => {
+                self.unblocked = unblocked;
                 // The wall was not an object, or a hook refused: the run failed.
                 let message = e.to_string();
                 let _ = self.cluster.fail(
@@ -973,7 +990,7 @@ impl Annealer {
     /// Takes the cluster's change journal and updates the queues from it: O(changes).
     pub(crate) fn absorb(&mut self) {
         if !self.cluster.has_changes() {
-            // Nodes the core touched itself (see `settle_active`) still need their heads.
+            // Nodes the core touched itself (see `succeeded`) still need their heads.
             self.refresh_nodes();
             return;
         }
@@ -1038,21 +1055,6 @@ impl Annealer {
         }
         self.abandon_run(id);
         self.drop_retry(id);
-    }
-
-    /// After a success the core applied itself: when `id` is ACTIVE and the latest entry of
-    /// the change journal, drops the entry and does what reading it back would ([`observe`]
-    /// minus the run and the queue: an ACTIVE noderole whose run just ended has neither).
-    ///
-    /// [`observe`]: Annealer::observe
-    fn settle_active(&mut self, id: NodeRoleId) {
-        let Some(nr) = self.cluster.brief(id) else {
-            return;
-        };
-        if nr.state == NodeRoleState::Active && self.cluster.unlist_last_change(id) {
-            debug_assert!(!self.is_queued(id) && self.running.of(id).is_none());
-            self.settle(id, nr);
-        }
     }
 
     /// Ends the run of `id` in progress, if any, and asks the driver to cancel it.

@@ -1035,21 +1035,6 @@ impl Cluster {
         }
     }
 
-    /// Drops `id` from the change journal if it is the latest entry, and says whether it did:
-    /// for a follower that made that change itself and has already accounted for it (the
-    /// annealer, for the run it just started), so that it does not read it back. Entries
-    /// made after it (by hooks, say) keep it listed.
-    #[inline]
-    pub fn unlist_last_change(&mut self, id: NodeRoleId) -> bool {
-        let j = &mut self.journal;
-        if j.changes.noderoles.last() != Some(&id) {
-            return false;
-        }
-        j.changes.noderoles.pop();
-        self.hot[id.index()].marks &= !LISTED;
-        true
-    }
-
     #[inline(always)]
     fn journal_noderole(&mut self, id: NodeRoleId) {
         if self.journal.on {
@@ -1980,6 +1965,7 @@ impl Cluster {
     /// (another) in a lean operation ([`Cluster::begin_lean`]): no undo step, no hook. Always
     /// inlined, so that the annealer's starts and finishes, whose states are constants, keep
     /// only the work their states ask for.
+    /// The noderole is journaled unless `quiet` (see [`Cluster::start_run_quietly`]).
     #[inline(always)]
     pub(crate) fn step_lean(
         &mut self,
@@ -1988,13 +1974,18 @@ impl Cluster {
         to: NodeRoleState,
         ran: bool,
         cause: Cause,
+        quiet: bool,
     ) {
         debug_assert!(!self.undo_on && self.hooks_by_name.is_empty());
         self.move_state(id, from, to);
         if ran {
             self.hot[id.index()].run_count += 1;
         }
-        self.mark_nr(id, DIRTY_STATE);
+        if quiet {
+            self.mark_dirty(id, DIRTY_STATE);
+        } else {
+            self.mark_nr(id, DIRTY_STATE);
+        }
         self.history(id, Some(from), to, cause);
     }
 
@@ -2005,8 +1996,15 @@ impl Cluster {
     /// count of parents not ACTIVE is lowered and, when it reaches 0, the child is journaled
     /// and unblocked right away. (Unblocking a child changes only its own subtree, never the
     /// other children's counts or this list, so the order of the walk changes nothing.)
+    ///
+    /// With `quiet` (see [`Cluster::finish_run_quietly`]), neither `id` nor its children are
+    /// journaled: the children whose count reaches 0 are appended to `quiet` instead.
     #[inline(always)]
-    pub(crate) fn activate_lean(&mut self, id: NodeRoleId) {
+    pub(crate) fn activate_lean(
+        &mut self,
+        id: NodeRoleId,
+        mut quiet: Option<&mut Vec<NodeRoleId>>,
+    ) {
         debug_assert!(!self.undo_on && self.hooks_by_name.is_empty());
         self.move_state_own(id, NodeRoleState::Transition, NodeRoleState::Active);
         self.hot[id.index()].run_count += 1;
@@ -2029,14 +2027,18 @@ impl Cluster {
             if h.present && straying(h.state) {
                 self.strays -= 1;
             }
-            self.journal.list(c, h);
-            if h.state == NodeRoleState::Blocked && h.present {
-                self.unblock_lean(c, id);
+            let unblock = h.state == NodeRoleState::Blocked && h.present;
+            match quiet.as_deref_mut() {
+                Some(unblocked) => unblocked.push(c),
+                None => self.journal.list(c, h),
+            }
+            if unblock {
+                self.unblock_lean(c, id, quiet.is_some());
             }
         }
-        // Journaled last, as the general path does: a follower that made this change itself
-        // finds it the latest entry ([`Cluster::unlist_last_change`]).
-        self.journal_noderole(id);
+        if quiet.is_none() {
+            self.journal_noderole(id);
+        }
     }
 
     /// Ends a lean operation as [`Cluster::txn`] ends an outermost one: the time it read is

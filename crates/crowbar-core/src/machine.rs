@@ -557,25 +557,62 @@ impl Cluster {
     /// Starts a run (Crowbar's `transition!`): from TODO, ACTIVE or TRANSITION; clears the
     /// runlog.
     pub fn start_run(&mut self, id: NodeRoleId) -> Result<(), CoreError> {
-        // The annealer's case (a TODO noderole with no runlog to clear, no hooks) without the
-        // general machinery; the general path below gives the same result.
-        if let Some(h) = self.hot.get(id.index())
-            && h.present
-            && h.state == NodeRoleState::Todo
-            && !h.has_runlog
-            && self.begin_lean()
-        {
+        if self.start_lean(id, false) {
+            return Ok(());
+        }
+        self.start_run_general(id)
+    }
+
+    /// [`Cluster::start_run`] for the follower of the change journal
+    /// ([`Cluster::track_changes`]) that starts the run itself and accounts for its change (the
+    /// annealer): when the start takes the lean path (a TODO noderole with no runlog to clear,
+    /// and no hook registered) the noderole is not journaled and `Ok(true)` is returned. Any
+    /// other start goes through [`Cluster::start_run`]'s general path, journaled as usual
+    /// (hooks may change more), and returns `Ok(false)`.
+    ///
+    /// ```
+    /// use crowbar_core::{Cluster, NodeRoleState, NodeSpec, RoleSpec};
+    ///
+    /// let mut c = Cluster::new();
+    /// let role = c.create_role(RoleSpec::new("base"))?;
+    /// let node = c.create_node(NodeSpec::new("n1.example.com").alive(true))?;
+    /// let nr = c.bind(role, node, None)?;
+    /// c.commit_node(node)?;
+    /// c.track_changes(true);
+    /// assert!(c.start_run_quietly(nr)?);
+    /// assert_eq!(c.noderole(nr).unwrap().state, NodeRoleState::Transition);
+    /// assert!(!c.has_changes(), "the caller accounts for its own start");
+    /// # Ok::<(), crowbar_core::CoreError>(())
+    /// ```
+    pub fn start_run_quietly(&mut self, id: NodeRoleId) -> Result<bool, CoreError> {
+        if self.start_lean(id, true) {
+            return Ok(true);
+        }
+        self.start_run_general(id).map(|()| false)
+    }
+
+    /// The annealer's case of a start (a TODO noderole with no runlog to clear, no hooks)
+    /// without the general machinery, which gives the same result; false when it does not
+    /// apply. Journals the noderole unless `quiet`.
+    #[inline(always)]
+    fn start_lean(&mut self, id: NodeRoleId, quiet: bool) -> bool {
+        let lean = self
+            .hot
+            .get(id.index())
+            .is_some_and(|h| h.present && h.state == NodeRoleState::Todo && !h.has_runlog)
+            && self.begin_lean();
+        if lean {
             self.step_lean(
                 id,
                 NodeRoleState::Todo,
                 NodeRoleState::Transition,
                 false,
                 Cause::JigStarted,
+                quiet,
             );
             self.end_lean();
-            return Ok(());
         }
-        self.start_run_general(id)
+        lean
     }
 
     /// [`Cluster::start_run`] through the general machinery, out of line so that the lean
@@ -614,6 +651,55 @@ impl Cluster {
     /// BLOCKED child whose parents are now all ACTIVE becomes TODO. Failure (`error!`): ERROR,
     /// and every descendant not PROPOSED or TRANSITION becomes BLOCKED.
     pub fn finish_run(&mut self, id: NodeRoleId, result: RunResult) -> Result<(), CoreError> {
+        self.finish_run_with(id, result, None).map(|_| ())
+    }
+
+    /// [`Cluster::finish_run`] for the follower of the change journal
+    /// ([`Cluster::track_changes`]) that applies the result itself and accounts for its change
+    /// (the annealer). When the finish takes the lean path (a success with no wall and no
+    /// runlog, on an alive node, no hook registered), `Ok(true)` is returned and nothing is
+    /// journaled: the noderole is ACTIVE, and the children whose parents are now all ACTIVE,
+    /// which [`Cluster::finish_run`] would journal, are appended to `unblocked` instead (those
+    /// that were BLOCKED are TODO). Any other finish goes through the general path, journaled
+    /// as usual, and returns `Ok(false)`.
+    ///
+    /// ```
+    /// use crowbar_core::{Cluster, NodeRoleState, NodeSpec, RoleFlag, RoleSpec, RunResult};
+    ///
+    /// let mut c = Cluster::new();
+    /// let base = c.create_role(RoleSpec::new("base").flag(RoleFlag::Implicit))?;
+    /// let top = c.create_role(RoleSpec::new("top").requires(["base"]))?;
+    /// let node = c.create_node(NodeSpec::new("n1.example.com").alive(true))?;
+    /// let top_nr = c.bind(top, node, None)?;
+    /// let base_nr = c.noderole_for(base, node).unwrap();
+    /// c.commit_node(node)?;
+    /// c.track_changes(true);
+    /// c.start_run_quietly(base_nr)?;
+    /// let mut unblocked = Vec::new();
+    /// let done = RunResult::Succeeded { wall: None, runlog: String::new() };
+    /// assert!(c.finish_run_quietly(base_nr, done, &mut unblocked)?);
+    /// assert_eq!(unblocked, [top_nr]);
+    /// assert_eq!(c.noderole(top_nr).unwrap().state, NodeRoleState::Todo);
+    /// assert!(!c.has_changes());
+    /// # Ok::<(), crowbar_core::CoreError>(())
+    /// ```
+    pub fn finish_run_quietly(
+        &mut self,
+        id: NodeRoleId,
+        result: RunResult,
+        unblocked: &mut Vec<NodeRoleId>,
+    ) -> Result<bool, CoreError> {
+        self.finish_run_with(id, result, Some(unblocked))
+    }
+
+    /// [`Cluster::finish_run`], quiet when `quiet` is given; `Ok(true)` on the lean path.
+    #[inline(always)]
+    fn finish_run_with(
+        &mut self,
+        id: NodeRoleId,
+        result: RunResult,
+        quiet: Option<&mut Vec<NodeRoleId>>,
+    ) -> Result<bool, CoreError> {
         // The annealer's case (success with no wall and no runlog, on an alive node, no
         // hooks) without the general machinery; the general path gives the same result.
         // Matched by value, so that the lean case drops its (empty) runlog in place rather than
@@ -629,11 +715,12 @@ impl Cluster {
                     && self.begin_lean() =>
             {
                 drop(runlog);
-                self.activate_lean(id);
+                let lean = quiet.is_some();
+                self.activate_lean(id, quiet);
                 self.end_lean();
-                Ok(())
+                Ok(lean)
             }
-            result => self.finish_run_general(id, result),
+            result => self.finish_run_general(id, result).map(|()| false),
         }
     }
 
@@ -699,7 +786,7 @@ impl Cluster {
                 if self.undo_on {
                     self.todo_inner(child, cause);
                 } else {
-                    self.unblock_lean(child, id);
+                    self.unblock_lean(child, id, false);
                 }
             }
         }
@@ -708,14 +795,16 @@ impl Cluster {
     /// In a lean operation (no hooks), makes TODO the BLOCKED `child` whose last inactive
     /// parent, `parent`, just became ACTIVE: [`Cluster::todo_inner`]'s change with its checks
     /// known.
+    /// `child` is journaled unless `quiet`.
     #[inline(always)]
-    pub(crate) fn unblock_lean(&mut self, child: NodeRoleId, parent: NodeRoleId) {
+    pub(crate) fn unblock_lean(&mut self, child: NodeRoleId, parent: NodeRoleId, quiet: bool) {
         self.step_lean(
             child,
             NodeRoleState::Blocked,
             NodeRoleState::Todo,
             false,
             Cause::ParentActive { parent },
+            quiet,
         );
         self.block_children(child);
     }

@@ -451,37 +451,71 @@ fn the_change_journal_names_what_changed_once() {
     assert!(!c.has_changes());
 }
 
-/// A follower may drop the journal entry of a change it made itself, only while it is the
-/// latest entry; the noderole is listed again by its next change.
+/// A follower's quiet start and finish journal nothing on the lean path (the finish hands back
+/// the child it unblocked); with a hook registered they take the general path and journal as
+/// `start_run` and `finish_run` do.
 #[test]
-fn a_follower_unlists_only_the_latest_change() {
+fn quiet_starts_and_finishes_leave_the_journal_to_the_follower() {
     use crowbar_core::Changes;
-    let (mut c, node, base_nr, top_nr) = base_and_top();
-    c.track_changes(true);
-    c.commit_node(node).unwrap();
-    let mut changes = Changes::default();
-    c.take_changes(&mut changes);
-
-    c.start_run(base_nr).unwrap();
-    assert!(c.unlist_last_change(base_nr));
-    assert!(!c.has_changes());
-    assert!(!c.unlist_last_change(base_nr), "already gone");
-
-    // The success lists the child it unblocks, then the noderole itself: only the latter is
-    // the latest entry.
-    let done = RunResult::Succeeded {
+    let done = || RunResult::Succeeded {
         wall: None,
         runlog: String::new(),
     };
-    c.finish_run(base_nr, done).unwrap();
-    assert!(!c.unlist_last_change(top_nr));
-    c.take_changes(&mut changes);
-    assert_eq!(changes.noderoles, [top_nr, base_nr]);
+    for hooked in [false, true] {
+        let (mut c, node, base_nr, top_nr) = base_and_top();
+        if hooked {
+            c.register_hooks("base", Arc::new(Recorder::default()));
+        }
+        c.track_changes(true);
+        c.commit_node(node).unwrap();
+        let mut changes = Changes::default();
+        c.take_changes(&mut changes);
+        c.take_batch();
 
-    c.start_run(top_nr).unwrap();
-    c.take_changes(&mut changes);
-    assert_eq!(changes.noderoles, [top_nr]);
-    c.check_consistency().unwrap();
+        assert_eq!(c.start_run_quietly(base_nr).unwrap(), !hooked);
+        assert_eq!(
+            c.noderole(base_nr).unwrap().state,
+            NodeRoleState::Transition
+        );
+        c.take_changes(&mut changes);
+        let journaled: &[NodeRoleId] = if hooked { &[base_nr] } else { &[] };
+        assert_eq!(changes.noderoles, journaled, "hooked: {hooked}");
+
+        let mut unblocked = Vec::new();
+        assert_eq!(
+            c.finish_run_quietly(base_nr, done(), &mut unblocked)
+                .unwrap(),
+            !hooked
+        );
+        assert_eq!(c.noderole(base_nr).unwrap().state, NodeRoleState::Active);
+        assert_eq!(c.noderole(top_nr).unwrap().state, NodeRoleState::Todo);
+        c.take_changes(&mut changes);
+        if hooked {
+            assert!(unblocked.is_empty());
+            assert_eq!(changes.noderoles, [top_nr, base_nr]);
+        } else {
+            assert_eq!(unblocked, [top_nr]);
+            assert!(changes.noderoles.is_empty(), "{changes:?}");
+        }
+        // Both paths record the same history and batch.
+        let batch = c.take_batch();
+        let steps: Vec<_> = batch
+            .history
+            .iter()
+            .filter(|h| h.noderole == base_nr || h.noderole == top_nr)
+            .map(|h| (h.noderole, h.to))
+            .collect();
+        assert_eq!(
+            steps,
+            [
+                (base_nr, NodeRoleState::Transition),
+                (base_nr, NodeRoleState::Active),
+                (top_nr, NodeRoleState::Todo),
+            ],
+            "hooked: {hooked}"
+        );
+        c.check_consistency().unwrap();
+    }
 }
 
 /// A bind rolled back takes its noderoles out of the change journal with their slots: the id,
