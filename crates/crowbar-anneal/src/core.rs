@@ -790,9 +790,11 @@ impl Annealer {
     /// A success: stores the wall and the runlog and makes the noderole ACTIVE.
     #[inline(always)]
     fn succeeded(&mut self, id: NodeRoleId, wall: Option<Value>, runlog: String) -> Finished {
-        let mut unblocked = std::mem::take(&mut self.unblocked);
         let result = RunResult::Succeeded { wall, runlog };
-        match self.cluster.finish_run_quietly(id, result, &mut unblocked) {
+        match self
+            .cluster
+            .finish_run_quietly(id, result, &mut self.unblocked)
+        {
             Ok(quiet) => {
                 if !self.failures.is_empty() {
                     self.failures.remove(&id);
@@ -807,17 +809,16 @@ impl Annealer {
                     if let Some(nr) = self.cluster.brief(id) {
                         self.settle(id, nr);
                     }
-                    for &child in &unblocked {
+                    for i in 0..self.unblocked.len() {
+                        let child = self.unblocked[i];
                         debug_assert!(!self.retry_at.contains_key(&child));
                         self.reevaluate(child);
                     }
+                    self.unblocked.clear();
                 }
-                unblocked.clear();
-                self.unblocked = unblocked;
                 Finished::Succeeded
             }
             Err(e) => {
-                self.unblocked = unblocked;
                 // The wall was not an object, or a hook refused: the run failed.
                 let message = e.to_string();
                 let _ = self.cluster.fail(
