@@ -1965,6 +1965,7 @@ impl Cluster {
     /// (another) in a lean operation ([`Cluster::begin_lean`]): no undo step, no hook. Always
     /// inlined, so that the annealer's starts and finishes, whose states are constants, keep
     /// only the work their states ask for.
+    ///
     /// The noderole is journaled unless `quiet` (see [`Cluster::start_run_quietly`]).
     #[inline(always)]
     pub(crate) fn step_lean(

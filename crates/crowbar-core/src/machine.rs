@@ -794,8 +794,7 @@ impl Cluster {
 
     /// In a lean operation (no hooks), makes TODO the BLOCKED `child` whose last inactive
     /// parent, `parent`, just became ACTIVE: [`Cluster::todo_inner`]'s change with its checks
-    /// known.
-    /// `child` is journaled unless `quiet`.
+    /// known. `child` is journaled unless `quiet`.
     #[inline(always)]
     pub(crate) fn unblock_lean(&mut self, child: NodeRoleId, parent: NodeRoleId, quiet: bool) {
         self.step_lean(
