@@ -39,18 +39,18 @@ const _: () = assert!(std::mem::size_of::<Links>() == 40);
 impl Links {
     #[inline]
     pub(crate) fn parents(&self) -> &[NodeRoleId] {
-        &self.ids[..self.parents as usize]
+        &self.ids.as_slice()[..self.parents as usize]
     }
 
     #[inline]
     pub(crate) fn children(&self) -> &[NodeRoleId] {
-        &self.ids[self.parents as usize..]
+        &self.ids.as_slice()[self.parents as usize..]
     }
 
     /// The `i`th child (`i` below `children().len()`).
     #[inline]
     pub(crate) fn child(&self, i: usize) -> NodeRoleId {
-        self.ids[self.parents as usize + i]
+        self.ids.as_slice()[self.parents as usize + i]
     }
 
     fn add_parent(&mut self, parent: NodeRoleId) {
