@@ -312,7 +312,9 @@ pub(crate) struct NodeIndex {
 ///
 /// It names what to look at again, not what happened: an entry may turn out unchanged (an
 /// operation that was rolled back still leaves its entries), and reading the model's current
-/// state for each entry is always right.
+/// state for each entry is always right. The one thing left out is what the follower asks to
+/// keep out: the lean starts and successes of [`Cluster::start_run_quietly`] and
+/// [`Cluster::finish_run_quietly`], which it accounts for itself.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Changes {
     /// Noderoles created, deleted or changed (state, cohort, data), and those whose parents
