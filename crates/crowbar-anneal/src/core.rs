@@ -756,8 +756,8 @@ impl Annealer {
     pub fn handle_runs_succeeded(&mut self, runs: impl IntoIterator<Item = RunId>, now: Timestamp) {
         self.pin_time(now);
         for run in runs {
-            if let Some(id) = self.end_run(run) {
-                self.succeeded(id, None, String::new());
+            if let Some((id, node)) = self.end_run(run) {
+                self.succeeded(id, node, None, String::new());
             }
         }
         self.unpin_time();
@@ -767,16 +767,16 @@ impl Annealer {
     #[inline(always)]
     fn finish_one(&mut self, run: RunId, outcome: Outcome, now: Timestamp) -> Finished {
         match self.end_run(run) {
-            Some(id) => self.apply_outcome(id, outcome, now),
+            Some((id, node)) => self.apply_outcome(id, node, outcome, now),
             None => Finished::Stale,
         }
     }
 
-    /// Takes `run` out of the runs in progress and returns its noderole, if its result still
-    /// applies: `None` when the run is unknown or its noderole moved out of TRANSITION since
+    /// Takes `run` out of the runs in progress and returns its noderole and node, if its
+    /// result still applies: `None` when the run is unknown or its noderole moved out of TRANSITION since
     /// it started (its node died, an operator acted; the run needs no cancelling).
     #[inline(always)]
-    fn end_run(&mut self, run: RunId) -> Option<NodeRoleId> {
+    fn end_run(&mut self, run: RunId) -> Option<(NodeRoleId, NodeId)> {
         // No `absorb` here: the changes of a whole wave of results are learnt at once, at the
         // next `ready`. What must be current is read from the cluster directly.
         let r = self.running.remove(run)?;
@@ -784,12 +784,19 @@ impl Annealer {
             self.deadlines.remove(&(d, run));
         }
         let id = r.noderole();
-        (self.cluster.brief(id).map(|n| n.state) == Some(NodeRoleState::Transition)).then_some(id)
+        let nr = self.cluster.brief(id)?;
+        (nr.state == NodeRoleState::Transition).then_some((id, nr.node))
     }
 
     /// A success: stores the wall and the runlog and makes the noderole ACTIVE.
     #[inline(always)]
-    fn succeeded(&mut self, id: NodeRoleId, wall: Option<Value>, runlog: String) -> Finished {
+    fn succeeded(
+        &mut self,
+        id: NodeRoleId,
+        node: NodeId,
+        wall: Option<Value>,
+        runlog: String,
+    ) -> Finished {
         let result = RunResult::Succeeded { wall, runlog };
         match self
             .cluster
@@ -806,9 +813,7 @@ impl Annealer {
                     // had a run or a retry: a run is TRANSITION, a retry ERROR, and neither
                     // changed).
                     debug_assert!(!self.is_queued(id) && self.running.of(id).is_none());
-                    if let Some(nr) = self.cluster.brief(id) {
-                        self.settle(id, nr);
-                    }
+                    self.settle(id, NodeRoleState::Active, node);
                     for i in 0..self.unblocked.len() {
                         let child = self.unblocked[i];
                         debug_assert!(!self.retry_at.contains_key(&child));
@@ -831,9 +836,15 @@ impl Annealer {
         }
     }
 
-    fn apply_outcome(&mut self, id: NodeRoleId, outcome: Outcome, now: Timestamp) -> Finished {
+    fn apply_outcome(
+        &mut self,
+        id: NodeRoleId,
+        node: NodeId,
+        outcome: Outcome,
+        now: Timestamp,
+    ) -> Finished {
         match outcome {
-            Ok(out) => self.succeeded(id, out.wall, out.runlog),
+            Ok(out) => self.succeeded(id, node, out.wall, out.runlog),
             Err(e) => {
                 let retryable = e.retryable();
                 let result = RunResult::Failed {
@@ -1030,18 +1041,18 @@ impl Annealer {
             // acted): abandon the run.
             self.abandon_run(id);
         }
-        self.settle(id, nr);
+        self.settle(id, nr.state, nr.node);
         self.requeue(id, nr);
     }
 
     /// What any change of a noderole asks of the core besides its run and its queue: a retry
     /// is due only in ERROR, and its node may have become busy or idle.
     #[inline]
-    fn settle(&mut self, id: NodeRoleId, nr: NodeRoleBrief) {
-        if nr.state != NodeRoleState::Error && !self.retry_at.is_empty() {
+    fn settle(&mut self, id: NodeRoleId, state: NodeRoleState, node: NodeId) {
+        if state != NodeRoleState::Error && !self.retry_at.is_empty() {
             self.drop_retry(id);
         }
-        self.touch_node(nr.node);
+        self.touch_node(node);
     }
 
     fn forget(&mut self, id: NodeRoleId) {
