@@ -551,7 +551,8 @@ impl Annealer {
         let mut picks = std::mem::take(&mut self.picks);
         while !self.paused && self.running.len() < self.config.max_running {
             // Pick the whole wave first (one per node: a picked node has no head until the
-            // absorb below), so that its rows can be fetched together.
+            // absorb below), in one descent of the heads' bitset; the starts, which need the
+            // whole core, follow.
             picks.clear();
             let room = self.config.max_running - self.running.len();
             let (queued, nodes) = (&self.queued, &mut self.nodes);
@@ -564,7 +565,6 @@ impl Annealer {
             if picks.is_empty() {
                 break;
             }
-            self.warm(&picks);
             for &id in &picks {
                 self.start(id, now, &mut runs);
             }
@@ -582,24 +582,6 @@ impl Annealer {
         };
         self.awaiting_advance = !ready.is_empty();
         ready
-    }
-
-    /// Reads a word of each picked noderole's facts ([`Cluster::brief`]), links, node entry and
-    /// run slot (what its start reads) in a loop of independent loads, so that their cache
-    /// misses overlap instead of stalling the starts one by one: a wave in a large cluster
-    /// sweeps every node in (cohort, id) order, and those entries are no longer cached by the
-    /// time their turn comes.
-    fn warm(&self, picks: &[NodeRoleId]) {
-        let mut acc = 0u64;
-        for &id in picks {
-            if let Some(nr) = self.cluster.brief(id) {
-                acc = acc.wrapping_add(u64::from(nr.run_count));
-                acc = acc.wrapping_add(u64::from(self.cluster.node_is_busy(nr.node)));
-            }
-            acc = acc.wrapping_add(self.cluster.children(id).first().map_or(0, |c| c.0));
-            acc = acc.wrapping_add(u64::from(self.running.of(id).is_some()));
-        }
-        std::hint::black_box(acc);
     }
 
     /// Starts a picked noderole's run (or its instant success, for a destructive role that
