@@ -3,6 +3,10 @@
 //!
 //! - `floor`: Kahn's algorithm over the noderole graph (parents counted, children released),
 //!   on a cluster just built, as every anneal line below starts from one.
+//! - `floor_by_level`: the same walk breadth first (its ready list a FIFO queue), which visits
+//!   the graph level by level: close to the (cohort, id) order the annealer must keep, where
+//!   `floor` goes depth first, along each node's chain. In a large cluster each level sweeps
+//!   every node, so this shows what that order alone costs a bare walk.
 //! - `floor_warm`: the same walk repeated on one cluster, its tables already in the caches
 //!   from the walk before: a lower bound no anneal can reach, as an anneal changes the
 //!   cluster it walks and so always starts from a fresh one.
@@ -19,6 +23,7 @@
 //! `cargo bench -p crowbar --bench anneal`. In test mode (`-- --test`, or under `cargo test --benches`) the 100k case is left
 //! out so that CI stays fast.
 
+use std::collections::VecDeque;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -100,6 +105,32 @@ fn floor(c: &Cluster) -> usize {
             *p -= 1;
             if *p == 0 {
                 queue.push(child);
+            }
+        }
+    }
+    visited
+}
+
+/// The floor breadth first: [`floor`] with a FIFO queue, level by level.
+fn floor_by_level(c: &Cluster) -> usize {
+    let bound = c.noderole_id_bound();
+    let mut pending = vec![0u32; bound];
+    let mut queue: VecDeque<NodeRoleId> = VecDeque::new();
+    for nr in c.noderoles() {
+        let n = c.parents(nr.id).len() as u32;
+        pending[nr.id.0 as usize] = n;
+        if n == 0 {
+            queue.push_back(nr.id);
+        }
+    }
+    let mut visited = 0;
+    while let Some(id) = queue.pop_front() {
+        visited += 1;
+        for &child in c.children(id) {
+            let p = &mut pending[child.0 as usize];
+            *p -= 1;
+            if *p == 0 {
+                queue.push_back(child);
             }
         }
     }
@@ -237,6 +268,15 @@ fn anneal(c: &mut Criterion) {
                 on_fresh_clusters(iters, nodes, |c| {
                     let t = Instant::now();
                     assert_eq!(black_box(floor(&c)), noderoles as usize);
+                    t.elapsed()
+                })
+            });
+        });
+        group.bench_function(BenchmarkId::new("floor_by_level", nodes), |b| {
+            b.iter_custom(|iters| {
+                on_fresh_clusters(iters, nodes, |c| {
+                    let t = Instant::now();
+                    assert_eq!(black_box(floor_by_level(&c)), noderoles as usize);
                     t.elapsed()
                 })
             });
