@@ -85,52 +85,65 @@ fn build(nodes: usize) -> (Cluster, Batch) {
     (c, batch)
 }
 
-/// The floor: a topological walk of the same graph.
+/// The floor: a topological walk of the same graph, depth first.
 fn floor(c: &Cluster) -> usize {
-    let bound = c.noderole_id_bound();
-    let mut pending = vec![0u32; bound];
-    let mut queue: Vec<NodeRoleId> = Vec::new();
-    for nr in c.noderoles() {
-        let n = c.parents(nr.id).len() as u32;
-        pending[nr.id.0 as usize] = n;
-        if n == 0 {
-            queue.push(nr.id);
-        }
-    }
-    let mut visited = 0;
-    while let Some(id) = queue.pop() {
-        visited += 1;
-        for &child in c.children(id) {
-            let p = &mut pending[child.0 as usize];
-            *p -= 1;
-            if *p == 0 {
-                queue.push(child);
-            }
-        }
-    }
-    visited
+    walk::<Vec<NodeRoleId>>(c)
 }
 
-/// The floor breadth first: [`floor`] with a FIFO queue, level by level.
+/// The floor breadth first: the same walk with a FIFO ready list, level by level.
 fn floor_by_level(c: &Cluster) -> usize {
+    walk::<VecDeque<NodeRoleId>>(c)
+}
+
+/// The ready list of a topological walk: a stack walks depth first, a queue breadth first.
+trait ReadyList: Default {
+    fn put(&mut self, id: NodeRoleId);
+    fn take(&mut self) -> Option<NodeRoleId>;
+}
+
+impl ReadyList for Vec<NodeRoleId> {
+    #[inline(always)]
+    fn put(&mut self, id: NodeRoleId) {
+        self.push(id);
+    }
+    #[inline(always)]
+    fn take(&mut self) -> Option<NodeRoleId> {
+        self.pop()
+    }
+}
+
+impl ReadyList for VecDeque<NodeRoleId> {
+    #[inline(always)]
+    fn put(&mut self, id: NodeRoleId) {
+        self.push_back(id);
+    }
+    #[inline(always)]
+    fn take(&mut self) -> Option<NodeRoleId> {
+        self.pop_front()
+    }
+}
+
+/// Kahn's algorithm: parents counted, children released once their last parent is visited.
+/// Returns how many noderoles it visited.
+fn walk<R: ReadyList>(c: &Cluster) -> usize {
     let bound = c.noderole_id_bound();
     let mut pending = vec![0u32; bound];
-    let mut queue: VecDeque<NodeRoleId> = VecDeque::new();
+    let mut ready = R::default();
     for nr in c.noderoles() {
         let n = c.parents(nr.id).len() as u32;
         pending[nr.id.0 as usize] = n;
         if n == 0 {
-            queue.push_back(nr.id);
+            ready.put(nr.id);
         }
     }
     let mut visited = 0;
-    while let Some(id) = queue.pop_front() {
+    while let Some(id) = ready.take() {
         visited += 1;
         for &child in c.children(id) {
             let p = &mut pending[child.0 as usize];
             *p -= 1;
             if *p == 0 {
-                queue.push_back(child);
+                ready.put(child);
             }
         }
     }
