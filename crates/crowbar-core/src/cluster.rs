@@ -608,10 +608,106 @@ impl Cluster {
     }
 
     /// Rebuilds a cluster from what a store loaded. Nothing is pending afterwards.
+    ///
+    /// The snapshot is checked first, so that a damaged or hand-edited store gives an error
+    /// rather than a broken model: every id is named once, every noderole's node, role and
+    /// deployment and every deployment role's role and deployment are in the snapshot, and the
+    /// tables indexed by id (sized by the largest id of each kind) can be allocated
+    /// ([`CoreError::InconsistentSnapshot`]); the system deployment must be there
+    /// ([`CoreError::Unknown`]).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use crowbar_core::{Cluster, CoreError, NodeId, NodeSpec, RoleSpec, Snapshot, SystemClock};
+    ///
+    /// let mut c = Cluster::new();
+    /// let role = c.create_role(RoleSpec::new("base"))?;
+    /// let node = c.create_node(NodeSpec::new("n1.example.com"))?;
+    /// c.bind(role, node, None)?;
+    /// let batch = c.take_batch();
+    /// let snapshot = Snapshot {
+    ///     nodes: batch.nodes,
+    ///     roles: batch.roles,
+    ///     deployments: batch.deployments,
+    ///     deployment_roles: batch.deployment_roles,
+    ///     noderoles: batch.noderoles,
+    ///     edges: batch.edges,
+    ///     ..Snapshot::default()
+    /// };
+    /// let rebuilt = Cluster::from_snapshot(snapshot.clone(), Arc::new(SystemClock))?;
+    /// assert_eq!(rebuilt.noderole_count(), 1);
+    ///
+    /// // A noderole on a node the store does not hold is refused, and says which.
+    /// let mut damaged = snapshot;
+    /// damaged.noderoles[0].node = NodeId(77);
+    /// let err = Cluster::from_snapshot(damaged, Arc::new(SystemClock)).unwrap_err();
+    /// assert!(matches!(err, CoreError::InconsistentSnapshot { .. }));
+    /// assert!(err.to_string().contains("node#77"), "{err}");
+    /// # Ok::<(), CoreError>(())
+    /// ```
     pub fn from_snapshot(snapshot: Snapshot, clock: Arc<dyn Clock>) -> Result<Cluster, CoreError> {
-        let mut c = Cluster::empty(clock);
-        let mut deployments = snapshot.deployments;
+        let Snapshot {
+            mut deployments,
+            mut roles,
+            mut nodes,
+            deployment_roles,
+            mut noderoles,
+            edges,
+            records,
+            ..
+        } = snapshot;
         deployments.sort_by_key(|d| d.id);
+        roles.sort_by_key(|r| r.id);
+        nodes.sort_by_key(|n| n.id);
+        noderoles.sort_by_key(|n| n.id);
+        let deployment_ids = distinct_ids(&deployments, |d| d.id.get(), "deployment")?;
+        let role_ids = distinct_ids(&roles, |r| r.id.get(), "role")?;
+        let node_ids = distinct_ids(&nodes, |n| n.id.get(), "node")?;
+        distinct_ids(&noderoles, |n| n.id.get(), "noderole")?;
+        let missing = |what: String| CoreError::InconsistentSnapshot {
+            message: format!("{what}, which the snapshot does not hold"),
+        };
+        for nr in &noderoles {
+            if node_ids.binary_search(&nr.node.get()).is_err() {
+                return Err(missing(format!("{} is on {}", nr.id, nr.node)));
+            }
+            if role_ids.binary_search(&nr.role.get()).is_err() {
+                return Err(missing(format!("{} binds {}", nr.id, nr.role)));
+            }
+            if deployment_ids.binary_search(&nr.deployment.get()).is_err() {
+                return Err(missing(format!("{} is in {}", nr.id, nr.deployment)));
+            }
+        }
+        for dr in &deployment_roles {
+            if role_ids.binary_search(&dr.role.get()).is_err()
+                || deployment_ids.binary_search(&dr.deployment.get()).is_err()
+            {
+                return Err(missing(format!(
+                    "a deployment role names {} in {}",
+                    dr.role, dr.deployment
+                )));
+            }
+        }
+        let mut c = Cluster::empty(clock);
+        // The tables are dense, indexed by id: sized once, up front, so that an id too large
+        // to index them is an error here rather than an allocation failure that aborts.
+        if let Some(d) = deployments.last() {
+            reserve_ids(&mut c.deployments, d.id.get(), "deployment")?;
+            reserve_ids(&mut c.deployment_counts, d.id.get(), "deployment")?;
+        }
+        if let Some(r) = roles.last() {
+            reserve_ids(&mut c.roles, r.id.get(), "role")?;
+            reserve_ids(&mut c.hooks_by_role, r.id.get(), "role")?;
+        }
+        if let Some(n) = nodes.last() {
+            reserve_ids(&mut c.nodes, n.id.get(), "node")?;
+            reserve_ids(&mut c.node_index, n.id.get(), "node")?;
+        }
+        if let Some(nr) = noderoles.last() {
+            reserve_ids(&mut c.hot, nr.id.get(), "noderole")?;
+            reserve_ids(&mut c.links, nr.id.get(), "noderole")?;
+            reserve_ids(&mut c.cold, nr.id.get(), "noderole")?;
+        }
         for d in deployments {
             c.insert_deployment_raw(d);
         }
@@ -621,33 +717,53 @@ impl Cluster {
                 name: "system".to_owned(),
             });
         }
-        let mut roles = snapshot.roles;
-        roles.sort_by_key(|r| r.id);
         for r in roles {
             c.insert_role_raw(r);
         }
-        let mut nodes = snapshot.nodes;
-        nodes.sort_by_key(|n| n.id);
         for n in nodes {
             c.insert_node_raw(n);
         }
-        for dr in snapshot.deployment_roles {
+        for dr in deployment_roles {
             c.deployment_roles.insert((dr.deployment, dr.role), dr);
         }
-        let mut noderoles = snapshot.noderoles;
-        noderoles.sort_by_key(|n| n.id);
         for nr in noderoles {
             c.insert_noderole_raw(nr);
         }
-        for e in snapshot.edges {
+        for e in edges {
             if c.noderole(e.parent).is_some() && c.noderole(e.child).is_some() {
                 c.link_raw(e.parent, e.child);
             }
         }
         c.refresh_role_index();
-        c.loaded_records = snapshot.records;
+        c.loaded_records = records;
         c.pending = Pending::default();
         Ok(c)
+    }
+}
+
+/// The ids of `rows` (sorted by id), refused if one is named twice.
+fn distinct_ids<T>(rows: &[T], id: impl Fn(&T) -> u64, what: &str) -> Result<Vec<u64>, CoreError> {
+    let ids: Vec<u64> = rows.iter().map(id).collect();
+    match ids.windows(2).find(|w| w[0] == w[1]) {
+        Some(w) => Err(CoreError::InconsistentSnapshot {
+            message: format!("{what} id {} is held twice", w[0]),
+        }),
+        None => Ok(ids),
+    }
+}
+
+/// Makes room in a table indexed by id for ids up to `max`.
+fn reserve_ids<T>(table: &mut Vec<T>, max: u64, what: &str) -> Result<(), CoreError> {
+    let len = usize::try_from(max).ok().and_then(|m| m.checked_add(1));
+    let room = len.map(|l| l.saturating_sub(table.len()));
+    match room.map(|r| table.try_reserve_exact(r)) {
+        Some(Ok(())) => Ok(()),
+        _ => Err(CoreError::InconsistentSnapshot {
+            message: format!(
+                "{what} id {max} is too large: the model's tables are indexed by id, and this \
+                 one cannot be allocated"
+            ),
+        }),
     }
 }
 

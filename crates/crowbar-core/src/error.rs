@@ -114,6 +114,13 @@ pub enum CoreError {
         /// Which data.
         what: &'static str,
     },
+    /// What a store loaded cannot be a cluster: an id named twice, a reference to a row the
+    /// store does not hold, an id too large for the model's dense tables.
+    #[error("inconsistent snapshot: {message}")]
+    InconsistentSnapshot {
+        /// What is wrong, naming the rows.
+        message: String,
+    },
     /// The system deployment cannot be proposed or deleted.
     #[error("the system deployment cannot be {operation}")]
     SystemDeployment {
