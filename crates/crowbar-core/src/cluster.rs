@@ -660,28 +660,31 @@ impl Cluster {
         roles.sort_by_key(|r| r.id);
         nodes.sort_by_key(|n| n.id);
         noderoles.sort_by_key(|n| n.id);
-        let deployment_ids = distinct_ids(&deployments, |d| d.id.get(), "deployment")?;
-        let role_ids = distinct_ids(&roles, |r| r.id.get(), "role")?;
-        let node_ids = distinct_ids(&nodes, |n| n.id.get(), "node")?;
+        // Sorted by id, each list answers whether it holds an id by binary search.
+        distinct_ids(&deployments, |d| d.id.get(), "deployment")?;
+        distinct_ids(&roles, |r| r.id.get(), "role")?;
+        distinct_ids(&nodes, |n| n.id.get(), "node")?;
         distinct_ids(&noderoles, |n| n.id.get(), "noderole")?;
+        let has_deployment =
+            |id: DeploymentId| deployments.binary_search_by_key(&id, |d| d.id).is_ok();
+        let has_role = |id: RoleId| roles.binary_search_by_key(&id, |r| r.id).is_ok();
+        let has_node = |id: NodeId| nodes.binary_search_by_key(&id, |n| n.id).is_ok();
         let missing = |what: String| CoreError::InconsistentSnapshot {
             message: format!("{what}, which the snapshot does not hold"),
         };
         for nr in &noderoles {
-            if node_ids.binary_search(&nr.node.get()).is_err() {
+            if !has_node(nr.node) {
                 return Err(missing(format!("{} is on {}", nr.id, nr.node)));
             }
-            if role_ids.binary_search(&nr.role.get()).is_err() {
+            if !has_role(nr.role) {
                 return Err(missing(format!("{} binds {}", nr.id, nr.role)));
             }
-            if deployment_ids.binary_search(&nr.deployment.get()).is_err() {
+            if !has_deployment(nr.deployment) {
                 return Err(missing(format!("{} is in {}", nr.id, nr.deployment)));
             }
         }
         for dr in &deployment_roles {
-            if role_ids.binary_search(&dr.role.get()).is_err()
-                || deployment_ids.binary_search(&dr.deployment.get()).is_err()
-            {
+            if !has_role(dr.role) || !has_deployment(dr.deployment) {
                 return Err(missing(format!(
                     "a deployment role names {} in {}",
                     dr.role, dr.deployment
@@ -741,14 +744,13 @@ impl Cluster {
     }
 }
 
-/// The ids of `rows` (sorted by id), refused if one is named twice.
-fn distinct_ids<T>(rows: &[T], id: impl Fn(&T) -> u64, what: &str) -> Result<Vec<u64>, CoreError> {
-    let ids: Vec<u64> = rows.iter().map(id).collect();
-    match ids.windows(2).find(|w| w[0] == w[1]) {
+/// Refuses `rows` (sorted by id) if an id is named twice.
+fn distinct_ids<T>(rows: &[T], id: impl Fn(&T) -> u64, what: &str) -> Result<(), CoreError> {
+    match rows.windows(2).find(|w| id(&w[0]) == id(&w[1])) {
         Some(w) => Err(CoreError::InconsistentSnapshot {
-            message: format!("{what} id {} is held twice", w[0]),
+            message: format!("{what} id {} is held twice", id(&w[0])),
         }),
-        None => Ok(ids),
+        None => Ok(()),
     }
 }
 
