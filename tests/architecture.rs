@@ -6,7 +6,9 @@ use std::path::Path;
 
 /// The workspace members, read from the root manifest's `members = [...]` list.
 fn members(manifest: &str) -> Vec<String> {
-    let start = manifest.find("members = [").expect("the root manifest lists its members");
+    let start = manifest
+        .find("members = [")
+        .expect("the root manifest lists its members");
     let list = &manifest[start..];
     let end = list.find(']').expect("the members list is closed");
     list["members = [".len()..end]
@@ -41,7 +43,10 @@ fn every_crate_sits_at_the_top_level_and_is_in_the_architecture_map() {
         "crowbar-dns",
     ];
     for name in expected {
-        assert!(members.iter().any(|m| m == name), "{name} is not a workspace member: {members:?}");
+        assert!(
+            members.iter().any(|m| m == name),
+            "{name} is not a workspace member: {members:?}"
+        );
     }
     for member in &members {
         assert!(
@@ -58,7 +63,10 @@ fn every_crate_sits_at_the_top_level_and_is_in_the_architecture_map() {
         );
     }
     let described = described(&map);
-    assert!(described.len() >= expected.len(), "sections found: {described:?}");
+    assert!(
+        described.len() >= expected.len(),
+        "sections found: {described:?}"
+    );
     for name in described {
         assert!(
             members.contains(&name) && root.join(&name).join("Cargo.toml").is_file(),
@@ -70,5 +78,8 @@ fn every_crate_sits_at_the_top_level_and_is_in_the_architecture_map() {
 #[test]
 fn the_old_crates_directory_is_gone() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    assert!(!root.join("crates").exists(), "crates/ is back: the crates live at the top level");
+    assert!(
+        !root.join("crates").exists(),
+        "crates/ is back: the crates live at the top level"
+    );
 }

@@ -21,7 +21,10 @@ fn tool(name: &str) -> PathBuf {
             return p;
         }
     }
-    panic!("{name} not found: install it (bind9-dnsutils, knot-dnsutils, nsd; see .ci/run)");
+    panic!(
+        "{name} not found: run ./test.sh as root, which installs it, or \
+         apt-get install -y --no-install-recommends bind9-dnsutils knot-dnsutils nsd"
+    );
 }
 
 /// The `crowbar-dnsd` example binary, built on demand if `cargo test` did not build it.

@@ -1,8 +1,9 @@
 //! crowbar-dhcpd against real clients (udhcpc, dhclient, tftp-hpa, curl, atftp, QEMU's iPXE
 //! ROM) in network namespaces these tests create. Every test builds its own pair of
 //! namespaces joined by a veth, starts the daemon example in one and the clients in the
-//! other, and tears everything down in `Drop`, even when an assertion fails. Not root, or a
-//! tool missing: the test prints that it is skipped and returns.
+//! other, and tears everything down in `Drop`, even when an assertion fails. Not root: the test
+//! prints that it is skipped (namespaces need root) and returns. A tool missing: the test fails
+//! with the line that installs it (`./test.sh` as root installs them all).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -71,7 +72,7 @@ fn skip_reason(tools: &[&str]) -> Option<String> {
     }
     for t in tools.iter().chain(&["ip"]) {
         if !have(t) {
-            return Some(format!("{t} is not installed"));
+            missing_tool(t);
         }
     }
     for b in ["crowbar-dhcpd", "dhcp-probe"] {
@@ -82,6 +83,16 @@ fn skip_reason(tools: &[&str]) -> Option<String> {
         }
     }
     None
+}
+
+/// A tool the test needs is missing: fail, with the line that installs it. (Only a missing
+/// root, which no install can give, skips a test.)
+fn missing_tool(what: &str) -> ! {
+    panic!(
+        "{what} is not installed: run ./test.sh as root, which installs what the tests need, or \
+         apt-get install -y --no-install-recommends iproute2 isc-dhcp-client udhcpc tftp-hpa \
+         atftp curl tcpdump qemu-system-x86 ipxe-qemu ovmf ipxe"
+    )
 }
 
 macro_rules! lab_or_skip {
@@ -1101,8 +1112,7 @@ impl Lab {
 fn qemu_ipxe_rom_pxe_boots_and_fetches_its_per_node_script() {
     let mut lab = lab_or_skip!("qemu", &["qemu-system-x86_64"]);
     if !Path::new("/usr/lib/ipxe/qemu/pxe-e1000.rom").exists() {
-        println!("skipped qemu: ipxe-qemu is not installed");
-        return;
+        missing_tool("ipxe-qemu (/usr/lib/ipxe/qemu/pxe-e1000.rom)");
     }
     lab.bridge_tap();
     lab.start_daemon();
@@ -1125,9 +1135,11 @@ fn qemu_uefi_firmware_loads_ipxe_efi_which_fetches_its_script() {
     let code = Path::new("/usr/share/OVMF/OVMF_CODE_4M.fd");
     let vars = Path::new("/usr/share/OVMF/OVMF_VARS_4M.fd");
     let ipxe_efi = Path::new("/usr/lib/ipxe/ipxe.efi");
-    if !code.exists() || !ipxe_efi.exists() {
-        println!("skipped qemu-uefi: ovmf or ipxe is not installed");
-        return;
+    if !code.exists() {
+        missing_tool("ovmf (/usr/share/OVMF/OVMF_CODE_4M.fd)");
+    }
+    if !ipxe_efi.exists() {
+        missing_tool("ipxe (/usr/lib/ipxe/ipxe.efi)");
     }
     fs::copy(ipxe_efi, lab.path("tftp/ipxe.efi")).unwrap();
     fs::copy(vars, lab.path("vars.fd")).unwrap();

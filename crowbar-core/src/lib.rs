@@ -84,6 +84,11 @@
 //! in the same batch.
 #![deny(missing_docs)]
 
+/// The README's example, checked as a doc test so that crates.io shows code that runs.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 mod batch;
 mod binding;
 mod clock;

@@ -38,7 +38,10 @@ fn program(name: &str) -> PathBuf {
             return p;
         }
     }
-    panic!("{name} not found: install openssh-server and openssh-client (see .ci/run)");
+    panic!(
+        "{name} not found: run ./test.sh as root, which installs it, or \
+         apt-get install -y --no-install-recommends openssh-server openssh-client"
+    );
 }
 
 fn keygen(path: &Path) {

@@ -160,6 +160,11 @@
 //! ```
 #![deny(missing_docs)]
 
+/// The README's example, checked as a doc test so that crates.io shows code that runs.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 mod addr;
 mod alloc;
 mod binding;
