@@ -12,6 +12,11 @@
 //! [`provision`] feeds DHCP and DNS from the model: Crowbar's DHCP and DNS databases.
 #![deny(missing_docs)]
 
+/// The README's tour, checked as a doc test so that it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 pub mod provision;
 
 pub use crowbar_anneal as anneal;
