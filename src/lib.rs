@@ -17,6 +17,8 @@
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
+#[cfg(feature = "agent")]
+pub mod agent;
 pub mod provision;
 
 pub use crowbar_anneal as anneal;

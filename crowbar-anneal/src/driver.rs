@@ -157,6 +157,8 @@ type Job = Box<dyn FnOnce(&mut Annealer) + Send>;
 
 enum Command {
     Call(Job),
+    /// A call whose caller waits until the batch it made is in the store.
+    Durable(Job, oneshot::Sender<u64>),
     WaitIdle(oneshot::Sender<AnnealStatus>),
     Stats(oneshot::Sender<Stats>),
     Stop(oneshot::Sender<Result<(), String>>),
@@ -204,6 +206,31 @@ impl AnnealHandle {
         f: impl FnOnce(&mut Cluster) -> Result<T, CoreError> + Send + 'static,
     ) -> Result<T, AnnealError> {
         self.call(move |a| a.update(f)).await?
+    }
+
+    /// Changes the model like [`AnnealHandle::update`], and answers only once what `f` changed
+    /// is in the store: the value of `f` and the store's revision after it. An API that must
+    /// not acknowledge a change before it is durable uses this. A refused change (`Err` from
+    /// `f`) changed nothing and is answered at once.
+    ///
+    /// If the store fails while persisting the change, the driver stops (memory would be
+    /// ahead of the store) and this returns [`AnnealError::Stopped`]; the next start reloads
+    /// what was stored.
+    pub async fn update_durable<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Cluster) -> Result<T, CoreError> + Send + 'static,
+    ) -> Result<(T, u64), AnnealError> {
+        let (tx, rx) = oneshot::channel();
+        let (done_tx, done_rx) = oneshot::channel();
+        let job: Job = Box::new(move |a| {
+            let _ = tx.send(a.update(f));
+        });
+        self.commands
+            .send(Command::Durable(job, done_tx))
+            .map_err(|_| AnnealError::Stopped)?;
+        let value = rx.await.map_err(|_| AnnealError::Stopped)??;
+        let revision = done_rx.await.map_err(|_| AnnealError::Stopped)?;
+        Ok((value, revision))
     }
 
     /// Runs `f` on the scheduling core inside the driver (to read the model, for instance).
@@ -327,6 +354,7 @@ impl Driver {
             by_task: HashMap::new(),
             by_run: HashMap::new(),
             idle_waiters: Vec::new(),
+            durable_waiters: Vec::new(),
             stats: Stats::default(),
             was_idle: false,
             contexts: ContextCache::default(),
@@ -350,6 +378,8 @@ struct Task {
     by_task: HashMap<tokio::task::Id, RunId>,
     by_run: HashMap<RunId, (AbortHandle, Arc<dyn Jig>, NodeRoleId)>,
     idle_waiters: Vec<oneshot::Sender<AnnealStatus>>,
+    /// Callers of `update_durable` whose change is not yet known to be in the store.
+    durable_waiters: Vec<oneshot::Sender<u64>>,
     stats: Stats,
     was_idle: bool,
     contexts: ContextCache,
@@ -604,6 +634,11 @@ impl Task {
                 job(&mut self.annealer);
                 self.contexts.forget_all();
             }
+            Command::Durable(job, done) => {
+                job(&mut self.annealer);
+                self.contexts.forget_all();
+                self.durable_waiters.push(done);
+            }
             Command::WaitIdle(tx) => self.idle_waiters.push(tx),
             Command::Stats(tx) => {
                 let _ = tx.send(self.stats);
@@ -651,6 +686,10 @@ impl Task {
             // Instant jigs and an in-memory store never wait: let other tasks (and this
             // driver's own commands) in now and then.
             tokio::task::consume_budget().await;
+        }
+        // Everything the commands before this step changed is in the store now.
+        for w in self.durable_waiters.drain(..) {
+            let _ = w.send(self.stats.revision);
         }
         let idle = self.annealer.is_idle() && self.by_run.is_empty();
         if idle {
