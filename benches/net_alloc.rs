@@ -8,8 +8,9 @@ use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use crowbar::core::NodeId;
 use crowbar::net::{
-    Network, NetworkId, NetworkSpec, Networks, NodeId, RangeAllocator, RangeKind, UlaConfig,
+    Network, NetworkId, NetworkSpec, Networks, RangeAllocator, RangeKind, UlaConfig,
 };
 
 /// 10.1.0.1 ..= 10.1.255.254: the 65,534 usable addresses of a /16.

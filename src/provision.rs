@@ -18,6 +18,9 @@ pub const ADMIN_NETWORK: &str = "admin";
 
 fn admin_addresses(cluster: &Cluster, node: &Node) -> Vec<ipnet::IpNet> {
     crate::net::node_addresses(cluster, ADMIN_NETWORK, node.id)
+        .into_iter()
+        .map(|a| a.address)
+        .collect()
 }
 
 /// The DNS domain, as Crowbar took it: the first admin node's FQDN without its first label.
@@ -76,9 +79,7 @@ pub fn node_macs(node: &Node) -> Vec<MacAddr> {
             macs.push(m);
         }
     };
-    if let Some(list) = node.hint.get("admin_macs").and_then(|v| v.as_array()) {
-        list.iter().filter_map(|v| v.as_str()).for_each(&mut add);
-    }
+    node.hints().admin_macs().for_each(&mut add);
     let interfaces = node
         .discovery
         .pointer("/ohai/network/interfaces")

@@ -4,9 +4,10 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crowbar::core::DeploymentId;
 use crowbar::core::{Bootenv, Cluster, NodeSpec};
 use crowbar::dns::{DnsServer, ServerConfig};
-use crowbar::net::{ClusterNetworks, DeploymentId, NetworkSpec, RangeKind};
+use crowbar::net::{ClusterNetworks, NetworkSpec, RangeKind};
 use crowbar::provision::{DnsFeed, ModelHosts, dhcp_hosts, dns_domain, dns_hosts};
 use crowbar::pxe::HostSource;
 use serde_json::json;

@@ -11,8 +11,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crowbar::core::{Cluster, NodeSpec, SqliteStore, Store};
-use crowbar::net::{ClusterNetworks, DeploymentId, NetworkSpec, RangeKind};
+use crowbar::core::{Cluster, DeploymentId, NodeSpec, SqliteStore, Store};
+use crowbar::net::{ClusterNetworks, NetworkSpec, RangeKind};
 use serde_json::json;
 
 const RESERVED_MAC: &str = "52:54:00:aa:bb:01";

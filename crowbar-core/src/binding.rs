@@ -135,11 +135,8 @@ impl Cluster {
             for existing in self.noderoles_on(node) {
                 let e = self.nr(*existing).role;
                 if clashes.contains(&e) {
-                    return Err(CoreError::Conflict {
-                        role: r.name.clone(),
-                        node: n.name.to_string(),
-                        existing: self.get_role(e)?.name.clone(),
-                    });
+                    let existing = self.get_role(e)?;
+                    return Err(clash_error(r, existing, n.name.to_string()));
                 }
             }
         }
@@ -208,5 +205,34 @@ impl Cluster {
             dep = self.deployment(d).and_then(|x| x.parent);
         }
         None
+    }
+}
+
+/// Why `new` cannot join `existing` on a node (the two clash, see `refresh_role_index`):
+/// a declared conflict wins over a shared `provides`.
+fn clash_error(new: &crate::Role, existing: &crate::Role, node: String) -> CoreError {
+    if new.conflicts.contains(&existing.name) || existing.conflicts.contains(&new.name) {
+        return CoreError::Conflict {
+            role: new.name.clone(),
+            node,
+            existing: existing.name.clone(),
+        };
+    }
+    let provided = if existing.provides.contains(&new.name) {
+        new.name.clone()
+    } else if new.provides.contains(&existing.name) {
+        existing.name.clone()
+    } else {
+        new.provides
+            .iter()
+            .find(|p| existing.provides.contains(p))
+            .cloned()
+            .unwrap_or_default()
+    };
+    CoreError::AlreadyProvided {
+        role: new.name.clone(),
+        node,
+        existing: existing.name.clone(),
+        provided,
     }
 }

@@ -1304,6 +1304,32 @@ impl Cluster {
         &mut self,
         f: impl FnOnce(&mut Cluster) -> Result<T, CoreError>,
     ) -> Result<T, CoreError> {
+        self.transaction(f)
+    }
+
+    /// Runs `f` as one operation: if it returns an error (or a hook it caused refuses), every
+    /// change it made is undone — the model, the pending batch, and what layers above put in
+    /// [`Extensions`] and registered with [`Cluster::on_rollback`]. Operations nest; hooks run
+    /// when the outermost one ends.
+    ///
+    /// ```
+    /// use crowbar_core::{Cluster, CoreError, NodeSpec};
+    ///
+    /// let mut c = Cluster::new();
+    /// c.take_batch(); // the system deployment
+    /// let r: Result<(), CoreError> = c.transaction(|c| {
+    ///     c.create_node(NodeSpec::new("a.cr0wbar.com"))?;
+    ///     c.create_node(NodeSpec::new("a.cr0wbar.com"))?; // a duplicate: refused
+    ///     Ok(())
+    /// });
+    /// assert!(matches!(r, Err(CoreError::Duplicate { .. })));
+    /// assert_eq!(c.nodes().count(), 0); // the first creation was undone too
+    /// assert!(!c.has_pending());
+    /// ```
+    pub fn transaction<T, E: From<CoreError>>(
+        &mut self,
+        f: impl FnOnce(&mut Cluster) -> Result<T, E>,
+    ) -> Result<T, E> {
         let mark = self.mark();
         self.depth += 1;
         let mut result = f(self);
@@ -1311,7 +1337,7 @@ impl Cluster {
             && self.depth == 1
             && let Err(e) = self.drain_hooks()
         {
-            result = Err(e);
+            result = Err(e.into());
         }
         self.depth -= 1;
         if self.depth == 0 {

@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::{
-    Bootenv, DeploymentId, Fqdn, NodeId, NodeRoleId, NodeRoleState, RoleFlag, RoleFlags, RoleId,
+    Bootenv, DeploymentId, Fqdn, Hints, NodeHints, NodeId, NodeRoleId, NodeRoleState, RoleFlag,
+    RoleFlags, RoleId,
 };
 
 /// A machine, named by its FQDN.
@@ -29,10 +30,18 @@ pub struct Node {
     pub available: bool,
     /// What the node boots into.
     pub bootenv: Bootenv,
-    /// Operator preferences consulted before a noderole exists (e.g. `admin-v4addr`).
+    /// Operator preferences consulted before a noderole exists (e.g. `admin-v4addr`); read
+    /// them through [`Node::hints`], write them with [`NodeHints`].
     pub hint: Value,
     /// Inventory data found by discovery.
     pub discovery: Value,
+}
+
+impl Node {
+    /// The node's hints, typed.
+    pub fn hints(&self) -> Hints<'_> {
+        Hints::new(&self.hint)
+    }
 }
 
 /// What to create a node from. Only the name is required.
@@ -110,10 +119,57 @@ impl NodeSpec {
         self
     }
 
-    /// Sets the hints.
+    /// Sets the hints as raw JSON (an object); [`NodeSpec::hints`] is the typed way.
     #[must_use]
     pub fn hint(mut self, hint: Value) -> Self {
         self.hint = Some(hint);
+        self
+    }
+
+    /// Sets the hints.
+    #[must_use]
+    pub fn hints(mut self, hints: NodeHints) -> Self {
+        self.hint = Some(hints.into_value());
+        self
+    }
+
+    /// Sets the discovery data as raw JSON (an object).
+    #[must_use]
+    pub fn discovery(mut self, discovery: Value) -> Self {
+        self.discovery = Some(discovery);
+        self
+    }
+
+    /// Records a discovered network interface and its link-layer address where Sledgehammer's
+    /// Ohai put it, `ohai.network.interfaces.<interface>.addresses.<mac> = {"family":
+    /// "lladdr"}` (what the DHCP database reads). Other discovery data is kept.
+    ///
+    /// ```
+    /// use crowbar_core::NodeSpec;
+    /// let spec = NodeSpec::new("d1.cr0wbar.com")
+    ///     .discovered_interface("eth0", "52:54:00:12:34:56")
+    ///     .discovered_interface("eth1", "52:54:00:12:34:57");
+    /// let d = spec.discovery.unwrap();
+    /// assert_eq!(
+    ///     d["ohai"]["network"]["interfaces"]["eth1"]["addresses"]["52:54:00:12:34:57"]["family"],
+    ///     "lladdr",
+    /// );
+    /// assert!(d["ohai"]["network"]["interfaces"]["eth0"].is_object());
+    /// ```
+    #[must_use]
+    pub fn discovered_interface(mut self, interface: &str, mac: &str) -> Self {
+        let mut add = serde_json::Map::new();
+        add.insert(mac.to_owned(), serde_json::json!({"family": "lladdr"}));
+        let patch = serde_json::json!({"ohai": {"network": {"interfaces": {
+            interface: {"addresses": Value::Object(add)}
+        }}}});
+        let mut discovery = self
+            .discovery
+            .take()
+            .filter(Value::is_object)
+            .unwrap_or_else(|| Value::Object(serde_json::Map::new()));
+        crate::deep_merge(&mut discovery, &patch);
+        self.discovery = Some(discovery);
         self
     }
 

@@ -78,7 +78,8 @@ pub enum CoreError {
         /// The required role names that do not exist.
         missing: Vec<String>,
     },
-    /// The role conflicts with a role already on the node.
+    /// The role conflicts with a role already on the node: one of the two names the other in
+    /// its `conflicts`.
     #[error("role {role:?} conflicts with role {existing:?} already on node {node}")]
     Conflict {
         /// The role being bound.
@@ -87,6 +88,22 @@ pub enum CoreError {
         node: String,
         /// The role already bound there.
         existing: String,
+    },
+    /// What the role stands for is provided on the node already: the role already there
+    /// provides the new role's name, the new role provides the existing one's name, or both
+    /// provide the same name.
+    #[error(
+        "role {role:?} cannot join role {existing:?} on node {node}: both stand for {provided:?}"
+    )]
+    AlreadyProvided {
+        /// The role being bound.
+        role: String,
+        /// The node.
+        node: String,
+        /// The role already bound there.
+        existing: String,
+        /// The role name both stand for (a role stands for its own name and what it provides).
+        provided: String,
     },
     /// The state machine does not allow this operation from the current state.
     #[error("{noderole}: cannot {operation} from {from}: {reason}")]

@@ -98,6 +98,7 @@ mod data;
 mod entity;
 mod error;
 mod fqdn;
+pub mod hints;
 pub mod history;
 mod hooks;
 mod ids;
@@ -116,6 +117,7 @@ pub use entity::{
 };
 pub use error::{CoreError, StoreError};
 pub use fqdn::Fqdn;
+pub use hints::{Hints, NodeHints};
 pub use history::HistoryLog;
 pub use hooks::{HookError, RoleHooks};
 pub use ids::{DeploymentId, NodeId, NodeRoleId, RoleId, SYSTEM_DEPLOYMENT};

@@ -8,8 +8,8 @@ use crate::cluster::{HookEvent, Slot};
 use crate::fqdn::{check_alias, check_deployment_name, check_role_name};
 use crate::{
     Bootenv, Cause, Cluster, CoreError, Deployment, DeploymentId, DeploymentPhase, Fqdn, Node,
-    NodeId, NodeRole, NodeRoleId, NodeRoleState, NodeSpec, Role, RoleFlag, RoleId, RoleSpec,
-    SYSTEM_DEPLOYMENT,
+    NodeHints, NodeId, NodeRole, NodeRoleId, NodeRoleState, NodeSpec, Role, RoleFlag, RoleId,
+    RoleSpec, SYSTEM_DEPLOYMENT,
 };
 
 fn object(value: Option<Value>, what: &'static str) -> Result<Value, CoreError> {
@@ -134,6 +134,34 @@ impl Cluster {
     pub fn set_node_hint(&mut self, id: NodeId, hint: Value) -> Result<(), CoreError> {
         let hint = object(Some(hint), "node hint")?;
         self.change_node(id, |n| n.hint = hint)
+    }
+
+    /// Replaces the node's hints with typed ones.
+    pub fn set_node_hints(&mut self, id: NodeId, hints: NodeHints) -> Result<(), CoreError> {
+        self.set_node_hint(id, hints.into_value())
+    }
+
+    /// Changes the node's hints in place (the other keys kept).
+    ///
+    /// ```
+    /// use crowbar_core::{Cluster, NodeSpec};
+    /// let mut c = Cluster::new();
+    /// let n = c.create_node(NodeSpec::new("d1.cr0wbar.com"))?;
+    /// c.update_node_hints(n, |h| h.add_admin_mac("52:54:00:12:34:56"))?;
+    /// c.update_node_hints(n, |h| h.set_v4addr("admin", "10.0.0.9".parse().unwrap()))?;
+    /// let hints = c.node(n).unwrap().hints();
+    /// assert_eq!(hints.admin_macs().count(), 1);
+    /// assert_eq!(hints.management_address(), Some("10.0.0.9".parse().unwrap()));
+    /// # Ok::<(), crowbar_core::CoreError>(())
+    /// ```
+    pub fn update_node_hints(
+        &mut self,
+        id: NodeId,
+        change: impl FnOnce(&mut NodeHints),
+    ) -> Result<(), CoreError> {
+        let mut hints = NodeHints::from_value(self.get_node(id)?.hint.clone())?;
+        change(&mut hints);
+        self.set_node_hints(id, hints)
     }
 
     /// Replaces the node's discovery data (a JSON object).

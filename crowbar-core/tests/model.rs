@@ -585,3 +585,149 @@ fn a_finish_refused_by_its_check_changes_nothing_and_the_undo_log_comes_back() {
     assert_eq!(c.noderole(base_nr).unwrap().to_row(), done);
     c.check_consistency().unwrap();
 }
+
+#[test]
+fn issue_23_provided_and_conflicting_roles_are_distinct_errors() {
+    let mut c = Cluster::new();
+    c.create_role(RoleSpec::new("web").provides(["http"]))
+        .unwrap();
+    c.create_role(RoleSpec::new("nginx").provides(["http"]))
+        .unwrap();
+    c.create_role(RoleSpec::new("apache").conflicts(["web"]))
+        .unwrap();
+    c.create_role(RoleSpec::new("php").provides(["web"]))
+        .unwrap();
+    c.create_role(RoleSpec::new("http")).unwrap();
+    let n = c.create_node(NodeSpec::new("n1.example.com")).unwrap();
+    c.bind(c.find_role("web").unwrap(), n, None).unwrap();
+    let bind = |c: &mut Cluster, role: &str| {
+        let r = c.find_role(role).unwrap();
+        c.bind(r, n, None).unwrap_err()
+    };
+    let node = "n1.example.com".to_owned();
+    assert_eq!(
+        bind(&mut c, "apache"),
+        CoreError::Conflict {
+            role: "apache".into(),
+            node: node.clone(),
+            existing: "web".into()
+        }
+    );
+    // Both provide "http".
+    let both = bind(&mut c, "nginx");
+    assert_eq!(
+        both,
+        CoreError::AlreadyProvided {
+            role: "nginx".into(),
+            node: node.clone(),
+            existing: "web".into(),
+            provided: "http".into(),
+        }
+    );
+    // The new role provides the existing one's name.
+    assert_eq!(
+        bind(&mut c, "php"),
+        CoreError::AlreadyProvided {
+            role: "php".into(),
+            node: node.clone(),
+            existing: "web".into(),
+            provided: "web".into(),
+        }
+    );
+    // The existing role provides the new one's name.
+    assert_eq!(
+        bind(&mut c, "http"),
+        CoreError::AlreadyProvided {
+            role: "http".into(),
+            node,
+            existing: "web".into(),
+            provided: "http".into(),
+        }
+    );
+    assert_eq!(
+        both.to_string(),
+        "role \"nginx\" cannot join role \"web\" on node n1.example.com: both stand for \"http\""
+    );
+}
+
+#[test]
+fn issue_23_typed_hints_keep_crowbars_keys() {
+    use crowbar_core::NodeHints;
+    let mut c = Cluster::new();
+    let hints = NodeHints::new()
+        .with_admin_mac("52:54:00:12:34:56")
+        .with_admin_mac("52:54:00:12:34:56")
+        .with_v4addr("admin", "192.168.124.83".parse().unwrap())
+        .with_v6addr("storage", "fd00::9".parse().unwrap());
+    let n = c
+        .create_node(NodeSpec::new("d1.example.com").hints(hints))
+        .unwrap();
+    assert_eq!(
+        c.node(n).unwrap().hint,
+        json!({
+            "admin_macs": ["52:54:00:12:34:56"],
+            "admin-v4addr": "192.168.124.83",
+            "storage-v6addr": "fd00::9",
+        })
+    );
+    // Data stored before typed hints (a prefix length, an unknown key) still reads.
+    let old = c
+        .create_node(NodeSpec::new("d2.example.com").hint(json!({
+            "admin-v4addr": "192.168.124.84/24",
+            "admin_macs": ["52:54:00:00:00:01", 7],
+            "rack": "r4",
+        })))
+        .unwrap();
+    let view = c.node(old).unwrap().hints();
+    assert_eq!(
+        view.v4addr("admin"),
+        Some("192.168.124.84".parse().unwrap())
+    );
+    assert_eq!(view.admin_macs().collect::<Vec<_>>(), ["52:54:00:00:00:01"]);
+    assert_eq!(
+        view.management_address(),
+        Some("192.168.124.84".parse().unwrap())
+    );
+    c.update_node_hints(old, |h| h.set_address("10.0.0.4".parse().unwrap()))
+        .unwrap();
+    let node = c.node(old).unwrap();
+    assert_eq!(node.hint["rack"], "r4", "unknown keys are kept");
+    assert_eq!(
+        node.hints().management_address(),
+        Some("10.0.0.4".parse().unwrap())
+    );
+}
+
+#[test]
+fn issue_23_node_spec_builds_discovery_data() {
+    let mut c = Cluster::new();
+    let n = c
+        .create_node(
+            NodeSpec::new("d1.example.com")
+                .discovery(json!({"ohai": {"dmi": {"system": {"product_name": "R720"}}}}))
+                .discovered_interface("eth0", "52:54:00:12:34:56"),
+        )
+        .unwrap();
+    let d = &c.node(n).unwrap().discovery;
+    assert_eq!(d["ohai"]["dmi"]["system"]["product_name"], "R720");
+    assert_eq!(
+        d["ohai"]["network"]["interfaces"]["eth0"]["addresses"]["52:54:00:12:34:56"],
+        json!({"family": "lladdr"})
+    );
+}
+
+#[test]
+fn issue_23_a_refused_transaction_undoes_every_step() {
+    let mut c = Cluster::new();
+    c.take_batch();
+    let r: Result<(), CoreError> = c.transaction(|c| {
+        let n = c.create_node(NodeSpec::new("a.example.com"))?;
+        c.set_node_alive(n, true)?;
+        c.create_role(RoleSpec::new("9bad"))?;
+        Ok(())
+    });
+    assert!(matches!(r, Err(CoreError::InvalidName { .. })));
+    assert_eq!(c.nodes().count(), 0);
+    assert!(!c.has_pending());
+    c.check_consistency().unwrap();
+}

@@ -627,11 +627,11 @@ fn refused_binds_and_role_edits_name_the_problem_and_change_nothing() {
             > bind web n1
               + web@n1 PROPOSED
             > bind nginx n1
-              error: role "nginx" conflicts with role "web" already on node n1.example.com
+              error: role "nginx" cannot join role "web" on node n1.example.com: both stand for "http"
             > bind apache n1
               error: role "apache" conflicts with role "web" already on node n1.example.com
             > bind php n1
-              error: role "php" conflicts with role "web" already on node n1.example.com
+              error: role "php" cannot join role "web" on node n1.example.com: both stand for "web"
             > bind web n9
               error: unknown node "n9"
             > bind nosuch n1

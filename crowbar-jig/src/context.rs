@@ -99,7 +99,7 @@ enum AddressOf<'a> {
     /// Already read (a [`NodeInfo`]'s).
     Known(Option<IpAddr>),
     /// To be read from the node's hint when asked for.
-    Hint(&'a Value),
+    Hint(crowbar_core::Hints<'a>),
 }
 
 impl<'a> NodeView<'a> {
@@ -110,7 +110,7 @@ impl<'a> NodeView<'a> {
             id: node.id,
             name: &node.name,
             alias: &node.alias,
-            address: AddressOf::Hint(&node.hint),
+            address: AddressOf::Hint(node.hints()),
         }
     }
 
@@ -119,7 +119,7 @@ impl<'a> NodeView<'a> {
     pub fn address(&self) -> Option<IpAddr> {
         match self.address {
             AddressOf::Known(address) => address,
-            AddressOf::Hint(hint) => address_from_hint(hint),
+            AddressOf::Hint(hints) => hints.management_address(),
         }
     }
 
@@ -308,13 +308,6 @@ fn unknown(what: impl std::fmt::Display) -> JigError {
     JigError::Staging {
         message: format!("unknown {what}"),
     }
-}
-
-fn address_from_hint(hint: &Value) -> Option<IpAddr> {
-    ["address", "admin-v4addr", "admin-v6addr"]
-        .iter()
-        .filter_map(|k| hint.get(k)?.as_str())
-        .find_map(|s| s.split('/').next()?.parse().ok())
 }
 
 /// What a successful run hands back.

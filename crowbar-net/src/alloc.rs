@@ -10,7 +10,9 @@ use std::net::IpAddr;
 
 use crate::addr::{to_int, with_prefix};
 use crate::error::NetError;
-use crate::model::{Network, NetworkAllocation, NetworkId, NetworkRange, NodeId, RangeKind};
+use crowbar_core::NodeId;
+
+use crate::model::{Network, NetworkAllocation, NetworkId, NetworkRange, RangeKind};
 
 /// Who holds which address in one range of one network; at most one address per node.
 ///
@@ -19,7 +21,8 @@ use crate::model::{Network, NetworkAllocation, NetworkId, NetworkRange, NodeId, 
 /// in the range, that address is reserved and never handed out.
 ///
 /// ```
-/// use crowbar_net::{DeploymentId, Network, NetworkId, NetworkSpec, NodeId, RangeAllocator, RangeKind, UlaConfig};
+/// use crowbar_core::{DeploymentId, NodeId};
+/// use crowbar_net::{Network, NetworkId, NetworkSpec, RangeAllocator, RangeKind, UlaConfig};
 ///
 /// let spec = NetworkSpec::new("storage", DeploymentId(1), "1g1")
 ///     .range(RangeKind::Host, "10.0.0.10/24".parse().unwrap(), "10.0.0.12/24".parse().unwrap());
@@ -284,7 +287,8 @@ impl RangeAllocator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{DeploymentId, NetworkSpec, UlaConfig};
+    use crate::model::{NetworkSpec, UlaConfig};
+    use crowbar_core::DeploymentId;
 
     fn allocator(first: &str, last: &str) -> RangeAllocator {
         let spec = NetworkSpec::new("n", DeploymentId(1), "1g0").range(

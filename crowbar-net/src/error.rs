@@ -4,7 +4,9 @@ use std::net::IpAddr;
 
 use ipnet::{IpNet, Ipv6Net};
 
-use crate::model::{NetworkId, NodeId, RangeKind};
+use crowbar_core::NodeId;
+
+use crate::model::{NetworkId, RangeKind};
 
 /// Everything that can go wrong when building networks or allocating addresses.
 ///
@@ -224,6 +226,12 @@ pub enum NetError {
         /// The id.
         id: NetworkId,
     },
+    /// No network has this name.
+    #[error("no network named {name:?}")]
+    UnknownNetworkName {
+        /// The name.
+        name: String,
+    },
     /// The network has no range to allocate from (no `host`, or no `admin`/`host` for an admin
     /// node), or an allocation names a range the network lacks.
     #[error("network {network} has no range {range}")]
@@ -265,7 +273,7 @@ pub enum NetError {
         holder: Option<NodeId>,
     },
     /// A persisted allocation gives a node a second address in one range.
-    #[error("network {network}, range {range}: node {node} already holds {address}")]
+    #[error("network {network}, range {range}: {node} already holds {address}")]
     NodeAlreadyAllocated {
         /// The network.
         network: String,

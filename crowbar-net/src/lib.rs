@@ -20,7 +20,8 @@
 //! [`NetworkSpec`] and checked when added; a [`Network`] cannot be invalid.
 //!
 //! ```
-//! use crowbar_net::{DeploymentId, NetworkSpec, Networks, RangeKind, UlaConfig, V6Prefix};
+//! use crowbar_core::DeploymentId;
+//! use crowbar_net::{NetworkSpec, Networks, RangeKind, UlaConfig, V6Prefix};
 //! # fn net(s: &str) -> ipnet::IpNet { s.parse().unwrap() }
 //!
 //! let mut nets = Networks::new(UlaConfig::new(0x12_3456_789a));
@@ -48,7 +49,8 @@
 //! [`Networks::add`]:
 //!
 //! ```
-//! use crowbar_net::{DeploymentId, NetError, NetworkSpec, Networks, RangeKind, UlaConfig};
+//! use crowbar_core::DeploymentId;
+//! use crowbar_net::{NetError, NetworkSpec, Networks, RangeKind, UlaConfig};
 //! # fn net(s: &str) -> ipnet::IpNet { s.parse().unwrap() }
 //!
 //! let mut nets = Networks::new(UlaConfig::new(1));
@@ -86,9 +88,10 @@
 //! batch as the noderole. Asking again allocates nothing new.
 //!
 //! ```
-//! # use crowbar_net::{DeploymentId, NetworkSpec, Networks, RangeKind, UlaConfig, V6Prefix};
+//! # use crowbar_core::DeploymentId;
+//! # use crowbar_net::{NetworkSpec, Networks, RangeKind, UlaConfig, V6Prefix};
 //! # fn net(s: &str) -> ipnet::IpNet { s.parse().unwrap() }
-//! use crowbar_net::NodeId;
+//! use crowbar_core::NodeId;
 //!
 //! # let mut nets = Networks::new(UlaConfig::new(0x12_3456_789a));
 //! # let admin = nets.add(NetworkSpec::new("admin", DeploymentId(1), "1g0")
@@ -118,7 +121,8 @@
 //! same registry from them, checking everything again.
 //!
 //! ```
-//! # use crowbar_net::{DeploymentId, NetworkSpec, Networks, RangeKind, UlaConfig, NodeId};
+//! # use crowbar_core::{DeploymentId, NodeId};
+//! # use crowbar_net::{NetworkSpec, Networks, RangeKind, UlaConfig};
 //! # fn net(s: &str) -> ipnet::IpNet { s.parse().unwrap() }
 //! use crowbar_net::{Network, NetworkAllocation};
 //!
@@ -179,7 +183,7 @@ pub use binding::{ClusterNetworks, node_addresses};
 pub use conduit::{Conduit, ConduitMember, SpeedFlag};
 pub use error::NetError;
 pub use model::{
-    DeploymentId, Network, NetworkAllocation, NetworkId, NetworkRange, NetworkRouter, NetworkSpec,
-    NodeId, RangeKind, RangeSpec, RouterSpec, TeamMode, UlaConfig, UlaForm, V6Prefix,
+    Network, NetworkAllocation, NetworkId, NetworkRange, NetworkRouter, NetworkSpec, RangeKind,
+    RangeSpec, RouterSpec, TeamMode, UlaConfig, UlaForm, V6Prefix,
 };
 pub use registry::Networks;

@@ -7,6 +7,8 @@ use std::str::FromStr;
 use ipnet::{IpNet, Ipv6Net};
 use serde::{Deserialize, Serialize};
 
+use crowbar_core::{DeploymentId, NodeId};
+
 use crate::addr::{from_int, to_int};
 use crate::conduit::Conduit;
 use crate::error::NetError;
@@ -20,33 +22,7 @@ use crate::ipv6;
 #[serde(transparent)]
 pub struct NetworkId(pub u32);
 
-/// The id of a node, as the caller's store knows it.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
-)]
-#[serde(transparent)]
-pub struct NodeId(pub u64);
-
-/// The id of the deployment a network belongs to.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
-)]
-#[serde(transparent)]
-pub struct DeploymentId(pub u64);
-
 impl fmt::Display for NetworkId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
-
-impl fmt::Display for NodeId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
-
-impl fmt::Display for DeploymentId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.0)
     }
@@ -357,7 +333,8 @@ fn default_order() -> u32 {
 /// [`Networks::add`](crate::Networks::add). Deserializable from Crowbar's API shape.
 ///
 /// ```
-/// use crowbar_net::{NetworkSpec, RangeKind, DeploymentId};
+/// use crowbar_core::DeploymentId;
+/// use crowbar_net::{NetworkSpec, RangeKind};
 ///
 /// let spec = NetworkSpec::new("admin", DeploymentId(1), "1g0")
 ///     .range(RangeKind::Admin, "192.168.124.10/24".parse().unwrap(), "192.168.124.11/24".parse().unwrap())

@@ -3,12 +3,12 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use crowbar_core::NodeId;
+
 use crate::alloc::RangeAllocator;
 use crate::error::NetError;
 use crate::ipv6;
-use crate::model::{
-    Network, NetworkAllocation, NetworkId, NetworkSpec, NodeId, RangeKind, UlaConfig,
-};
+use crate::model::{Network, NetworkAllocation, NetworkId, NetworkSpec, RangeKind, UlaConfig};
 
 /// Every network of a cluster with its allocators.
 ///
@@ -92,7 +92,8 @@ impl Networks {
     /// [`get`](Self::get)`(id)` and creates the `network-<name>` role.
     ///
     /// ```
-    /// use crowbar_net::{DeploymentId, NetError, NetworkSpec, Networks, RangeKind, UlaConfig};
+    /// use crowbar_core::DeploymentId;
+    /// use crowbar_net::{NetError, NetworkSpec, Networks, RangeKind, UlaConfig};
     ///
     /// let mut nets = Networks::new(UlaConfig::new(0x12_3456_789a));
     /// let admin = nets.add(NetworkSpec::new("admin", DeploymentId(1), "1g0")
@@ -332,6 +333,27 @@ impl Networks {
             .iter_mut()
             .filter_map(|a| a.release(node))
             .collect())
+    }
+
+    /// Releases the address `node` holds in one range of `network`, if any.
+    pub fn release_range(
+        &mut self,
+        network: NetworkId,
+        range: &RangeKind,
+        node: NodeId,
+    ) -> Result<Option<NetworkAllocation>, NetError> {
+        let entry = self
+            .entries
+            .get_mut(&network)
+            .ok_or(NetError::UnknownNetwork { id: network })?;
+        let name = entry.network.name().to_owned();
+        Ok(entry
+            .allocator_mut(range)
+            .ok_or_else(|| NetError::MissingRange {
+                network: name,
+                range: range.clone(),
+            })?
+            .release(node))
     }
 
     /// Releases every address `node` holds on any network (deleting the node), returning the

@@ -4,10 +4,10 @@
 use std::sync::Arc;
 
 use crowbar_core::{
-    Cluster, CoreError, HookError, NodeRoleId, NodeSpec, RoleHooks, RoleSpec, SqliteStore, Store,
-    SystemClock,
+    Cluster, CoreError, DeploymentId, HookError, NodeRoleId, NodeSpec, RoleHooks, RoleSpec,
+    SqliteStore, Store, SystemClock,
 };
-use crowbar_net::{ClusterNetworks, DeploymentId, NetworkSpec, RangeKind, node_addresses};
+use crowbar_net::{ClusterNetworks, NetworkSpec, RangeKind, node_addresses};
 use serde_json::json;
 
 fn net(s: &str) -> ipnet::IpNet {
@@ -43,8 +43,8 @@ fn cluster() -> Cluster {
 fn v4(c: &Cluster, node: crowbar_core::NodeId) -> Vec<String> {
     node_addresses(c, "admin", node)
         .iter()
-        .filter(|a| matches!(a, ipnet::IpNet::V4(_)))
-        .map(ToString::to_string)
+        .filter(|a| matches!(a.address, ipnet::IpNet::V4(_)))
+        .map(|a| a.address.to_string())
         .collect()
 }
 
@@ -223,4 +223,96 @@ async fn allocations_survive_reopening_the_sqlite_store() {
         "no collision with the stored addresses"
     );
     store.apply(c.take_batch()).await.unwrap();
+}
+
+fn allocation_records(batch: &crowbar_core::Batch) -> Vec<String> {
+    batch
+        .records
+        .iter()
+        .map(|r| match r {
+            crowbar_core::RecordChange::Put(r) => format!("put {}", r.key),
+            crowbar_core::RecordChange::Delete { key, .. } => format!("delete {key}"),
+        })
+        .collect()
+}
+
+#[test]
+fn issue_23_allocations_by_hand_go_through_the_clusters_transactions() {
+    use crowbar_net::NetError;
+    let mut c = cluster();
+    let a = c.create_node(NodeSpec::new("d1.cr0wbar.com")).unwrap();
+    let b = c.create_node(NodeSpec::new("d2.cr0wbar.com")).unwrap();
+    c.take_batch();
+
+    let hint = "192.168.124.82".parse().ok();
+    let got = ClusterNetworks::allocate(&mut c, "admin", &RangeKind::Host, a, hint).unwrap();
+    assert_eq!(got.address.to_string(), "192.168.124.82/24");
+    assert_eq!(got.node, a);
+    // Idempotent: the same allocation, nothing new to write.
+    let again = ClusterNetworks::allocate(&mut c, "admin", &RangeKind::Host, a, None).unwrap();
+    assert_eq!(again, got);
+    assert_eq!(allocation_records(&c.take_batch()), ["put 1/host/1"]);
+
+    // Two steps in one refused transaction: both undone, in the registry and in the batch.
+    let r: Result<(), NetError> = c.transaction(|c| {
+        ClusterNetworks::release(c, "admin", a)?;
+        ClusterNetworks::allocate(c, "admin", &RangeKind::Host, b, hint)?;
+        ClusterNetworks::allocate(c, "admin", &RangeKind::Dhcp, b, None)?;
+        ClusterNetworks::allocate(c, "nosuch", &RangeKind::Host, b, None)?;
+        Ok(())
+    });
+    assert_eq!(
+        r,
+        Err(NetError::UnknownNetworkName {
+            name: "nosuch".into()
+        })
+    );
+    assert!(!c.has_pending());
+    let nets = ClusterNetworks::get(&c).unwrap();
+    assert_eq!(
+        nets.holder("192.168.124.82".parse().unwrap()).map(|h| h.1),
+        Some(a)
+    );
+    assert!(nets.allocations().all(|x| x.node == a));
+    assert_eq!(v4(&c, a), ["192.168.124.82/24"]);
+
+    // Released by hand: the record goes in the batch.
+    let released = ClusterNetworks::release(&mut c, "admin", a).unwrap();
+    assert_eq!(released, [got]);
+    assert_eq!(allocation_records(&c.take_batch()), ["delete 1/host/1"]);
+    assert!(v4(&c, a).is_empty());
+    // Unknown nodes are refused.
+    assert!(matches!(
+        ClusterNetworks::allocate(
+            &mut c,
+            "admin",
+            &RangeKind::Host,
+            crowbar_core::NodeId(99),
+            None
+        ),
+        Err(NetError::Model(CoreError::Unknown { what: "node", .. }))
+    ));
+}
+
+#[test]
+fn issue_23_node_addresses_say_their_range_and_typed_hints_steer_binding() {
+    let mut c = cluster();
+    let hints = crowbar_core::NodeHints::new()
+        .with_v4addr("admin", "192.168.124.83".parse().unwrap())
+        .with_v6addr("admin", "fd12:3456:789a:1::99".parse().unwrap());
+    let n = c
+        .create_node(NodeSpec::new("d1.cr0wbar.com").hints(hints))
+        .unwrap();
+    c.bind_by_name("network-admin", "d1", None).unwrap();
+    let got: Vec<(RangeKind, String)> = node_addresses(&c, "admin", n)
+        .into_iter()
+        .map(|a| (a.range, a.address.to_string()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (RangeKind::Host, "192.168.124.83/24".to_owned()),
+            (RangeKind::HostV6, "fd12:3456:789a:1::99/64".to_owned()),
+        ]
+    );
 }

@@ -11,9 +11,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
-use crowbar_net::{
-    DeploymentId, NetworkAllocation, NetworkId, NetworkSpec, Networks, NodeId, RangeKind, UlaConfig,
-};
+use crowbar_core::{DeploymentId, NodeId};
+use crowbar_net::{NetworkAllocation, NetworkId, NetworkSpec, Networks, RangeKind, UlaConfig};
 
 const THREADS: u64 = 8;
 const NODES_PER_THREAD: u64 = 150;

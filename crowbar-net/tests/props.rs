@@ -5,9 +5,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use crowbar_core::{DeploymentId, NodeId};
 use crowbar_net::{
-    DeploymentId, NetError, Network, NetworkAllocation, NetworkId, NetworkSpec, Networks, NodeId,
-    RangeAllocator, RangeKind, RouterSpec, UlaConfig, V6Prefix,
+    NetError, Network, NetworkAllocation, NetworkId, NetworkSpec, Networks, RangeAllocator,
+    RangeKind, RouterSpec, UlaConfig, V6Prefix,
 };
 use ipnet::IpNet;
 use proptest::prelude::*;

@@ -3,10 +3,11 @@
 
 use std::net::{IpAddr, Ipv6Addr};
 
+use crowbar_core::{DeploymentId, NodeId};
 use crowbar_net::ipv6::{crowbar_fc_prefix, host_address, interface_id, ula_prefix};
 use crowbar_net::{
-    DeploymentId, NetError, Network, NetworkAllocation, NetworkId, NetworkSpec, Networks, NodeId,
-    RangeAllocator, RangeKind, TeamMode, UlaConfig, UlaForm, V6Prefix,
+    NetError, Network, NetworkAllocation, NetworkId, NetworkSpec, Networks, RangeAllocator,
+    RangeKind, TeamMode, UlaConfig, UlaForm, V6Prefix,
 };
 use ipnet::{IpNet, Ipv6Net};
 
