@@ -176,23 +176,27 @@ fn main() -> anyhow::Result<()> {
 
 async fn run(config: Config) -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
+    // Before the server answers: a SIGHUP that arrives once it does must not kill the
+    // process (the default action) but reload.
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut term = signal(SignalKind::terminate())?;
     let domain = config.zone.domain.clone();
     let hosts = read_hosts(&config.hosts_file, &domain)?;
     let zones = Arc::new(Zones::new(config.zone, hosts, config.serial)?);
     let server = DnsServer::start(zones.clone(), config.server).await?;
     tracing::info!(serial = zones.serial(), udp = ?server.udp_addrs(), "ready");
 
-    let mut hup = signal(SignalKind::hangup())?;
-    let mut term = signal(SignalKind::terminate())?;
     let mut last_mtime = mtime(&config.hosts_file);
     let poll = config.reload_interval.unwrap_or(Duration::from_secs(3600));
     let reload = |why: &str| match read_hosts(&config.hosts_file, &domain)
         .and_then(|h| Ok(zones.replace(h)?))
     {
         Ok(serial) => tracing::info!(serial, why, "hosts file reloaded"),
-        Err(error) => {
-            tracing::error!(%error, "hosts file not reloaded; still serving the old zones")
-        }
+        // The whole chain (`{:#}`): the file, the line and the reason, as at start-up.
+        Err(error) => tracing::error!(
+            error = %format!("{error:#}"),
+            "hosts file not reloaded; still serving the old zones"
+        ),
     };
     loop {
         tokio::select! {

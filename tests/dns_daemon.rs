@@ -112,12 +112,14 @@ impl Daemon {
                  serial = 100\n{extra}\n"
             );
             std::fs::write(dir.path().join("dns.toml"), config).expect("write config");
+            let log = std::fs::File::create(dir.path().join("dnsd.log")).expect("log file");
             let child = Command::new(daemon_binary())
                 .arg("--config")
                 .arg(dir.path().join("dns.toml"))
                 .env("RUST_LOG", "warn")
-                .stdout(Stdio::null())
-                .stderr(Stdio::inherit())
+                .env("NO_COLOR", "1")
+                .stdout(log.try_clone().expect("log file"))
+                .stderr(log)
                 .spawn()
                 .expect("start crowbar-dnsd");
             let mut d = Daemon { child, port, dir };
@@ -155,6 +157,11 @@ impl Daemon {
             assert!(Instant::now() < deadline, "condition not met within 10 s");
             std::thread::yield_now();
         }
+    }
+
+    /// What the daemon wrote to stderr so far.
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("dnsd.log")).unwrap_or_default()
     }
 
     fn rewrite_hosts(&self, hosts: &str) {
@@ -416,6 +423,71 @@ fn live_update_changes_forward_reverse_and_serial_together() {
     assert!(after > before, "serial {before} -> {after}");
     let ptr_zone = d.dig(&["18.198.in-addr.arpa", "SOA"]).rdata()[0].clone();
     assert!(ptr_zone.contains(&format!(" {after} ")), "{ptr_zone}");
+}
+
+#[test]
+fn issue_24_a_bad_hosts_file_on_sighup_is_logged_with_its_file_line_and_reason() {
+    let d = Daemon::start(HOSTS, "");
+    // Line 3 is broken; the old zones stay.
+    d.rewrite_hosts("198.18.0.1 admin.lab.test\n198.18.1.1 node1.lab.test\nnot-an-address node9\n");
+    let status = Command::new("kill")
+        .args(["-HUP", &d.child.id().to_string()])
+        .status()
+        .expect("kill -HUP");
+    assert!(status.success());
+    d.wait_until(|| d.log().contains("hosts file not reloaded"));
+    let log = d.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("hosts file not reloaded"))
+        .unwrap_or_default();
+    assert!(
+        line.contains(&format!(
+            "error=parsing {}: hosts file line 3: bad address: ",
+            d.dir.path().join("hosts").display()
+        )),
+        "{log}"
+    );
+    assert_eq!(d.dig(&["node2.lab.test", "A"]).rdata(), ["198.18.1.2"]);
+    // At start-up the same file stops the daemon with the same file, line and reason.
+    let out = Command::new(daemon_binary())
+        .arg("--config")
+        .arg(d.dir.path().join("dns.toml"))
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run crowbar-dnsd");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("parsing {}", d.dir.path().join("hosts").display())),
+        "{err}"
+    );
+    assert!(err.contains("hosts file line 3: bad address: "), "{err}");
+}
+
+#[test]
+fn issue_24_an_os_error_is_printed_once() {
+    // The port is taken: the daemon stops with the bind error, its OS reason said once.
+    let taken = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("hosts"), HOSTS).expect("write hosts");
+    std::fs::write(
+        dir.path().join("dns.toml"),
+        format!(
+            "admin_fqdn = \"admin.lab.test\"\nhosts_file = \"hosts\"\nlisten = [\"127.0.0.1:{port}\"]\n"
+        ),
+    )
+    .expect("write config");
+    let out = Command::new(daemon_binary())
+        .arg("--config")
+        .arg(dir.path().join("dns.toml"))
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run crowbar-dnsd");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.matches("Address already in use").count(), 1, "{err}");
 }
 
 #[test]

@@ -54,24 +54,24 @@ pub enum DnsError {
         /// What is wrong with it.
         reason: String,
     },
-    /// Binding a listening socket failed.
-    #[error("cannot bind {proto} socket on {addr}: {source}")]
+    /// Binding a listening socket failed. The message ends with the operating system's
+    /// error, so it is not also a [`source`](std::error::Error::source) (a chain printer
+    /// would print it twice).
+    #[error("cannot bind {proto} socket on {addr}: {error}")]
     Bind {
         /// `udp` or `tcp`.
         proto: &'static str,
         /// The address asked for.
         addr: std::net::SocketAddr,
         /// The operating system's error.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    /// An I/O error while serving.
-    #[error("I/O error talking to {peer:?}: {source}")]
+    /// An I/O error while serving (the message includes the operating system's error).
+    #[error("I/O error talking to {peer:?}: {error}")]
     Io {
         /// The peer, when there is one.
         peer: Option<IpAddr>,
         /// The operating system's error.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }

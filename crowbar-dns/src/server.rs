@@ -116,10 +116,10 @@ impl DnsServer {
             for i in 0..shared.config.udp_sockets.max(1) {
                 let sock = bind_udp(bound, shared.config.udp_sockets > 1)?;
                 if i == 0 {
-                    bound = sock.local_addr().map_err(|source| DnsError::Bind {
+                    bound = sock.local_addr().map_err(|error| DnsError::Bind {
                         proto: "udp",
                         addr,
-                        source,
+                        error,
                     })?;
                     udp_addrs.push(bound);
                 }
@@ -128,15 +128,15 @@ impl DnsServer {
             let tcp_addr = SocketAddr::new(addr.ip(), bound.port());
             let listener = TcpListener::bind(tcp_addr)
                 .await
-                .map_err(|source| DnsError::Bind {
+                .map_err(|error| DnsError::Bind {
                     proto: "tcp",
                     addr: tcp_addr,
-                    source,
+                    error,
                 })?;
-            tcp_addrs.push(listener.local_addr().map_err(|source| DnsError::Bind {
+            tcp_addrs.push(listener.local_addr().map_err(|error| DnsError::Bind {
                 proto: "tcp",
                 addr: tcp_addr,
-                source,
+                error,
             })?);
             tcp.register_listener(listener, shared.config.tcp_idle, 32);
         }
@@ -173,10 +173,10 @@ impl DnsServer {
 
 fn bind_udp(addr: SocketAddr, reuse_port: bool) -> Result<UdpSocket, DnsError> {
     use socket2::{Domain, Protocol, Socket, Type};
-    let err = |source| DnsError::Bind {
+    let err = |error| DnsError::Bind {
         proto: "udp",
         addr,
-        source,
+        error,
     };
     let sock =
         Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP)).map_err(err)?;
