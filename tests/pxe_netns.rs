@@ -780,6 +780,80 @@ fn a_missing_or_foreign_store_stops_the_daemon_at_start_up() {
 }
 
 #[test]
+fn issue_24_offers_reach_the_client_after_the_kernel_drops_its_neighbour_entry() {
+    let mut lab = lab_or_skip!("neighbour", &["udhcpc", "tcpdump"]);
+    lab.start_daemon();
+    lab.start_capture();
+    let unicast = |kind: &str| {
+        (
+            kind.to_owned(),
+            RESERVED_MAC.to_owned(),
+            "10.77.0.50".to_owned(),
+        )
+    };
+    let got = lab.udhcpc(RESERVED_MAC, &[]);
+    assert_eq!(field(&got, "ip"), "10.77.0.50", "{got}");
+    let has_entry = |lab: &Lab| {
+        lab.server_neighbours()
+            .lines()
+            .any(|l| l.starts_with("10.77.0.50 "))
+    };
+    assert!(has_entry(&lab));
+
+    // 1. The client's link goes down and up: the server's end loses carrier and the kernel
+    // flushes the entry the daemon wrote moments ago.
+    sh(&["ip", "-n", &lab.cli, "link", "set", &lab.cli_if, "down"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while has_entry(&lab) {
+        assert!(Instant::now() < deadline, "{}", lab.server_neighbours());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    sh(&["ip", "-n", &lab.cli, "link", "set", &lab.cli_if, "up"]);
+    let got = lab.udhcpc(RESERVED_MAC, &[]);
+    assert_eq!(field(&got, "ip"), "10.77.0.50", "{got}\n{}", lab.log());
+
+    // 2. What the kernel does after its unanswered ARP (FAILED, then collected), without
+    // waiting for it: the entry is deleted between two DISCOVERs.
+    sh(&[
+        "ip",
+        "-n",
+        &lab.srv,
+        "neigh",
+        "del",
+        "10.77.0.50",
+        "dev",
+        &lab.srv_if,
+    ]);
+    let got = lab.udhcpc(RESERVED_MAC, &[]);
+    assert_eq!(field(&got, "ip"), "10.77.0.50", "{got}\n{}", lab.log());
+
+    // 3. And an entry left in FAILED state.
+    sh(&[
+        "ip",
+        "-n",
+        &lab.srv,
+        "neigh",
+        "replace",
+        "10.77.0.50",
+        "lladdr",
+        RESERVED_MAC,
+        "nud",
+        "failed",
+        "dev",
+        &lab.srv_if,
+    ]);
+    let got = lab.udhcpc(RESERVED_MAC, &[]);
+    assert_eq!(field(&got, "ip"), "10.77.0.50", "{got}\n{}", lab.log());
+
+    // Every OFFER and ACK went to the client's MAC: none was lost and none broadcast.
+    let replies = lab.captured_replies(RESERVED_MAC, 8);
+    let expected: Vec<_> = (0..4)
+        .flat_map(|_| [unicast("Offer"), unicast("ACK")])
+        .collect();
+    assert_eq!(replies, expected);
+}
+
+#[test]
 fn dhclient_gets_reservation_pool_address_and_release_frees_it() {
     let mut lab = lab_or_skip!("dhclient", &["dhclient"]);
     lab.start_daemon();

@@ -92,16 +92,20 @@ pub enum PxeError {
         message: String,
     },
     /// An I/O operation failed.
-    #[error("{context}: {source}")]
+    ///
+    /// The message already ends with the operating system's error, so it is not also handed
+    /// out as [`source`](std::error::Error::source): a printer of the error chain (`{:#}` of
+    /// `anyhow`) would print it twice.
+    #[error("{context}: {error}")]
     Io {
         /// What was being done.
         context: String,
         /// The underlying error.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    /// The kernel refused a neighbour (ARP) entry.
-    #[error("neighbour entry {ip} -> {mac} on interface {ifindex}: {source}")]
+    /// The kernel refused a neighbour (ARP) entry. The message includes the kernel's answer
+    /// (not a separate source, as for [`Io`](Self::Io)).
+    #[error("neighbour entry {ip} -> {mac} on interface {ifindex}: {error}")]
     Neighbour {
         /// The interface index.
         ifindex: u32,
@@ -110,23 +114,27 @@ pub enum PxeError {
         /// Its hardware address.
         mac: crate::MacAddr,
         /// The kernel's answer.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    /// The lease database failed.
-    #[error("lease store: {source}")]
+    /// The lease database failed. The message includes SQLite's (not a separate source).
+    #[error("lease store: {error}")]
     LeaseStore {
         /// The underlying SQLite error.
-        #[from]
-        source: rusqlite::Error,
+        error: rusqlite::Error,
     },
 }
 
+impl From<rusqlite::Error> for PxeError {
+    fn from(error: rusqlite::Error) -> Self {
+        PxeError::LeaseStore { error }
+    }
+}
+
 impl PxeError {
-    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+    pub(crate) fn io(context: impl Into<String>, error: std::io::Error) -> Self {
         PxeError::Io {
             context: context.into(),
-            source,
+            error,
         }
     }
 

@@ -166,11 +166,11 @@ impl Neighbours for NetlinkNeighbours {
             .push(NeighbourAttribute::Destination(NeighbourAddress::Inet(ip)));
         msg.attributes
             .push(NeighbourAttribute::LinkLayerAddress(mac.0.to_vec()));
-        let refused = |source| PxeError::Neighbour {
+        let refused = |error| PxeError::Neighbour {
             ifindex,
             ip,
             mac,
-            source,
+            error,
         };
         let seq = self
             .send(
@@ -248,6 +248,11 @@ impl MemNeighbours {
         self.table().entries.get(&(ifindex, ip)).copied()
     }
 
+    /// Drops the entry for `ip` on `ifindex`, as the kernel does on a carrier loss.
+    pub fn remove(&self, ifindex: u32, ip: Ipv4Addr) {
+        self.table().entries.remove(&(ifindex, ip));
+    }
+
     /// How many entries were written (or refused), replacements included.
     pub fn writes(&self) -> u64 {
         self.table().writes
@@ -279,7 +284,7 @@ impl Neighbours for MemNeighbours {
                 ifindex,
                 ip,
                 mac,
-                source: io::Error::from(io::ErrorKind::PermissionDenied),
+                error: io::Error::from(io::ErrorKind::PermissionDenied),
             });
         }
         t.entries.insert((ifindex, ip), mac);

@@ -1,10 +1,9 @@
 //! The tokio socket layer around the pure core.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
@@ -58,8 +57,8 @@ impl ServiceConfig {
 /// Replies to a client without an address and without the broadcast flag
 /// ([`Destination::Hardware`]) are unicast to `yiaddr` at `chaddr`: the service first writes
 /// that neighbour entry on the ingress interface ([`NetlinkNeighbours`], one rtnetlink socket
-/// opened at [`bind`](Self::bind)), skipping the write when it made the same entry in the last
-/// 20 s. When it cannot (no `CAP_NET_ADMIN`, a listener without an interface, an interface
+/// opened at [`bind`](Self::bind)), for every such reply, whatever the kernel did to the
+/// entry since the last one (flushed on a carrier loss, FAILED after unanswered ARP). When it cannot (no `CAP_NET_ADMIN`, a listener without an interface, an interface
 /// without ARP) the reply is broadcast, as RFC 2131 allows, counted in
 /// [`Stats::hardware_fallback`](crate::Stats::hardware_fallback) and warned about once.
 pub struct DhcpService {
@@ -81,18 +80,15 @@ impl std::fmt::Debug for DhcpService {
     }
 }
 
-/// How long a neighbour entry this service wrote is trusted before it is written again (the
-/// kernel may have collected it).
-const SEED_TTL: Duration = Duration::from_secs(20);
-/// Entries remembered at most; past that the memory is dropped (entries are then rewritten).
-const SEED_CACHE_MAX: usize = 8192;
-
-/// Decides, per [`Destination::Hardware`] reply, between unicast (after seeding the neighbour
-/// table) and broadcast.
+/// Decides, per [`Destination::Hardware`] reply, between unicast (after writing the neighbour
+/// entry) and broadcast.
+///
+/// The entry is written again for every such reply, never remembered: the kernel flushes
+/// entries when the link loses carrier and marks an unanswered one FAILED after a few
+/// seconds (a client without an address never answers ARP), and a reply sent while the entry
+/// is gone reaches nobody. One rtnetlink request per reply is cheap next to losing it.
 struct Unicaster {
     neighbours: Option<Box<dyn Neighbours>>,
-    /// (ifindex, ip) → the MAC written and when.
-    seeded: HashMap<(u32, Ipv4Addr), (MacAddr, Instant)>,
     warned: bool,
 }
 
@@ -100,14 +96,13 @@ impl Unicaster {
     fn new(neighbours: Option<Box<dyn Neighbours>>) -> Self {
         Unicaster {
             neighbours,
-            seeded: HashMap::new(),
             warned: false,
         }
     }
 
     /// Whether a reply for `ip` at `mac` on interface `ifindex` can be unicast now: the
-    /// neighbour entry is there (written now or recently). `false` means broadcast it.
-    fn prepare(&mut self, ifindex: Option<u32>, ip: Ipv4Addr, mac: MacAddr, now: Instant) -> bool {
+    /// neighbour entry has just been written. `false` means broadcast it.
+    fn prepare(&mut self, ifindex: Option<u32>, ip: Ipv4Addr, mac: MacAddr) -> bool {
         let Some(ifindex) = ifindex else {
             self.warn_once(format_args!(
                 "listener has no interface index; replies to clients without an address are broadcast"
@@ -120,25 +115,13 @@ impl Unicaster {
             ));
             return false;
         };
-        if let Some((known, at)) = self.seeded.get(&(ifindex, ip))
-            && *known == mac
-            && now.saturating_duration_since(*at) < SEED_TTL
-        {
-            return true;
-        }
         match neighbours.seed(ifindex, ip, mac) {
-            Ok(()) => {
-                if self.seeded.len() >= SEED_CACHE_MAX {
-                    self.seeded.clear();
-                }
-                self.seeded.insert((ifindex, ip), (mac, now));
-                true
-            }
+            Ok(()) => true,
             Err(e) => {
                 let denied = matches!(
                     &e,
-                    PxeError::Neighbour { source, .. }
-                        if source.kind() == std::io::ErrorKind::PermissionDenied
+                    PxeError::Neighbour { error, .. }
+                        if error.kind() == std::io::ErrorKind::PermissionDenied
                 );
                 self.warn_once(format_args!(
                     "{e}; replies to clients without an address are broadcast instead"
@@ -147,16 +130,9 @@ impl Unicaster {
                     // It will not change while we run; stop paying for the attempt.
                     self.neighbours = None;
                 }
-                self.seeded.remove(&(ifindex, ip));
                 false
             }
         }
-    }
-
-    /// Forgets entries older than [`SEED_TTL`].
-    fn prune(&mut self, now: Instant) {
-        self.seeded
-            .retain(|_, (_, at)| now.saturating_duration_since(*at) < SEED_TTL);
     }
 
     fn warn_once(&mut self, what: std::fmt::Arguments<'_>) {
@@ -367,10 +343,9 @@ impl DhcpService {
         Ok(server)
     }
 
-    /// Once a second: expire leases, forget stale neighbour entries.
+    /// Once a second: expire leases.
     fn housekeeping(&mut self, server: &mut Server) {
         server.expire(SystemTime::now());
-        self.unicaster.prune(Instant::now());
     }
 
     async fn process(&mut self, server: &mut Server, msg: Inbound) {
@@ -440,7 +415,7 @@ impl DhcpService {
                 Destination::Broadcast => broadcast,
                 Destination::Hardware { ip, mac } => {
                     let ifindex = self.ifindexes.get(listener).copied().flatten();
-                    if self.unicaster.prepare(ifindex, ip, mac, Instant::now()) {
+                    if self.unicaster.prepare(ifindex, ip, mac) {
                         hardware_unicast = true;
                         SocketAddr::V4(SocketAddrV4::new(ip, port))
                     } else {
@@ -523,42 +498,40 @@ mod tests {
     }
 
     #[test]
-    fn an_entry_is_written_once_per_client_and_again_when_the_mac_or_the_ttl_changes() {
+    fn issue_24_every_unicast_reply_writes_the_neighbour_entry_again() {
         let table = MemNeighbours::new();
         let mut u = Unicaster::new(Some(Box::new(table.clone())));
-        let t0 = Instant::now();
-        // OFFER then ACK: one write.
-        assert!(u.prepare(Some(3), IP, mac(1), t0));
-        assert!(u.prepare(Some(3), IP, mac(1), t0 + Duration::from_secs(1)));
-        assert_eq!((table.writes(), table.get(3, IP)), (1, Some(mac(1))));
+        // OFFER then ACK: written for each.
+        assert!(u.prepare(Some(3), IP, mac(1)));
+        assert!(u.prepare(Some(3), IP, mac(1)));
+        assert_eq!((table.writes(), table.get(3, IP)), (2, Some(mac(1))));
+        // The kernel drops the entry (carrier loss, or FAILED after unanswered ARP): the
+        // next reply puts it back before it is sent.
+        table.remove(3, IP);
+        assert!(u.prepare(Some(3), IP, mac(1)));
+        assert_eq!((table.writes(), table.get(3, IP)), (3, Some(mac(1))));
         // The address now goes to another machine: replaced.
-        assert!(u.prepare(Some(3), IP, mac(2), t0 + Duration::from_secs(2)));
-        assert_eq!((table.writes(), table.get(3, IP)), (2, Some(mac(2))));
+        assert!(u.prepare(Some(3), IP, mac(2)));
+        assert_eq!(table.get(3, IP), Some(mac(2)));
         // Same address on another interface: its own entry.
-        assert!(u.prepare(Some(4), IP, mac(2), t0 + Duration::from_secs(2)));
-        assert_eq!(table.writes(), 3);
-        // Past the TTL the kernel may have collected it: written again; pruning forgets it.
-        assert!(u.prepare(Some(3), IP, mac(2), t0 + SEED_TTL + Duration::from_secs(2)));
-        assert_eq!(table.writes(), 4);
-        u.prune(t0 + SEED_TTL * 3);
-        assert!(u.seeded.is_empty());
+        assert!(u.prepare(Some(4), IP, mac(2)));
+        assert_eq!((table.writes(), table.get(4, IP)), (5, Some(mac(2))));
     }
 
     #[test]
     fn refusals_and_missing_interfaces_fall_back_to_broadcast() {
         let table = MemNeighbours::refusing();
         let mut u = Unicaster::new(Some(Box::new(table.clone())));
-        let now = Instant::now();
-        assert!(!u.prepare(Some(3), IP, mac(1), now));
+        assert!(!u.prepare(Some(3), IP, mac(1)));
         assert!(u.warned);
         // Permission denied: never tried again.
-        assert!(!u.prepare(Some(3), IP, mac(1), now));
-        assert!(!u.prepare(Some(3), IP, mac(9), now));
+        assert!(!u.prepare(Some(3), IP, mac(1)));
+        assert!(!u.prepare(Some(3), IP, mac(9)));
         assert_eq!(table.writes(), 1);
         // No interface index (a listener on all interfaces): nothing written.
         let table = MemNeighbours::new();
         let mut u = Unicaster::new(Some(Box::new(table.clone())));
-        assert!(!u.prepare(None, IP, mac(1), now));
+        assert!(!u.prepare(None, IP, mac(1)));
         assert_eq!(table.writes(), 0);
     }
 
