@@ -162,15 +162,14 @@ struct RawTftp {
     bind: SocketAddr,
     block_size_limit: Option<u16>,
     window_size_limit: Option<u16>,
-    #[serde(default = "default_tftp_timeout")]
-    timeout_secs: u64,
+    timeout_secs: Option<u64>,
+    retries: Option<u32>,
+    idle_timeout_secs: Option<u64>,
+    max_transfers: Option<usize>,
 }
 
 fn default_tftp_bind() -> SocketAddr {
     SocketAddr::from(([0, 0, 0, 0], 69))
-}
-fn default_tftp_timeout() -> u64 {
-    3
 }
 
 impl DaemonConfig {
@@ -264,13 +263,7 @@ impl DaemonConfig {
             }
             (None, _, None) => HostsConfig::Inline(parse_hosts(raw.host)?),
         };
-        let tftp = raw.tftp.map(|t| TftpConfig {
-            root: anchor(t.root),
-            bind: t.bind,
-            block_size_limit: t.block_size_limit,
-            window_size_limit: t.window_size_limit,
-            timeout: Duration::from_secs(t.timeout_secs.max(1)),
-        });
+        let tftp = raw.tftp.map(|t| tftp_config(t, &anchor)).transpose()?;
         Ok(DaemonConfig {
             server: ServerConfig {
                 subnets,
@@ -301,6 +294,58 @@ impl DaemonConfig {
             },
         })
     }
+}
+
+/// The `[tftp]` table over [`TftpConfig::new`]'s defaults; a value that cannot work is refused
+/// with its key.
+fn tftp_config(t: RawTftp, anchor: &dyn Fn(PathBuf) -> PathBuf) -> Result<TftpConfig, PxeError> {
+    let mut c = TftpConfig::new(anchor(t.root), t.bind);
+    if let Some(b) = t.block_size_limit {
+        if !(8..=65464).contains(&b) {
+            return Err(PxeError::config(
+                "tftp.block_size_limit",
+                format!("must be 8 to 65464 (RFC 2348), not {b}"),
+            ));
+        }
+        c.block_size_limit = b;
+    }
+    if let Some(w) = t.window_size_limit {
+        if w == 0 {
+            return Err(PxeError::config(
+                "tftp.window_size_limit",
+                "must be at least 1 (RFC 7440)",
+            ));
+        }
+        c.window_size_limit = w;
+    }
+    if let Some(secs) = t.timeout_secs {
+        if !(1..=255).contains(&secs) {
+            return Err(PxeError::config(
+                "tftp.timeout_secs",
+                format!("must be 1 to 255 (RFC 2349), not {secs}"),
+            ));
+        }
+        c.timeout = Duration::from_secs(secs);
+    }
+    if let Some(r) = t.retries {
+        c.retries = r;
+    }
+    if let Some(secs) = t.idle_timeout_secs {
+        if secs == 0 {
+            return Err(PxeError::config(
+                "tftp.idle_timeout_secs",
+                "must be at least 1",
+            ));
+        }
+        c.idle_timeout = Duration::from_secs(secs);
+    }
+    if let Some(m) = t.max_transfers {
+        if m == 0 {
+            return Err(PxeError::config("tftp.max_transfers", "must be at least 1"));
+        }
+        c.max_transfers = m;
+    }
+    Ok(c)
 }
 
 #[cfg(test)]

@@ -147,6 +147,7 @@ pub use server::{
 };
 pub use service::{DhcpService, Listener, ServiceConfig};
 pub use tftp::{
-    GeneratedFiles, IpxeScripts, PathRefusal, TftpConfig, TftpService, resolve as resolve_tftp_path,
+    GeneratedFiles, IpxeScripts, MalformedRequest, PathRefusal, TftpConfig, TftpCounts,
+    TftpService, TftpStats, resolve as resolve_tftp_path,
 };
 pub use wire::DropReason;
