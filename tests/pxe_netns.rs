@@ -854,6 +854,94 @@ fn issue_24_offers_reach_the_client_after_the_kernel_drops_its_neighbour_entry()
 }
 
 #[test]
+fn issue_24_a_misplaced_reservation_and_interface_address_are_logged() {
+    let mut lab = lab_or_skip!("misplaced", &["udhcpc"]);
+    // A machine reserved on the relayed subnet boots on the local one; and a second listener
+    // claims an address its interface (lo) does not have.
+    lab.start_daemon_with(
+        "[[host]]\nfqdn = \"far.pxe.test\"\nmacs = [\"52:54:00:aa:bb:09\"]\n\
+         address = \"10.88.0.9/24\"\n\n[[interface]]\nname = \"lo\"\naddress = \"10.77.5.5\"\n",
+    );
+    lab.wait_log(
+        "interface.address is not an address of the interface interface=\"lo\" address=10.77.5.5",
+        1,
+        Duration::from_secs(5),
+    );
+    lab.set_cli_mac("52:54:00:aa:bb:09");
+    let cli_if = lab.cli_if.clone();
+    // One DISCOVER; it gets no answer, and the log says why.
+    let _ = lab.in_cli(&[
+        "timeout", "10", "udhcpc", "-i", &cli_if, "-f", "-q", "-n", "-t", "1", "-T", "1",
+    ]);
+    lab.wait_log(
+        "DHCP request from a reserved MAC dropped: its reserved address is not on the subnet it asked from \
+         mac=52:54:00:aa:bb:09 fqdn=far.pxe.test reserved=10.88.0.9/24 subnet=10.77.0.0/24",
+        1,
+        Duration::from_secs(10),
+    );
+}
+
+#[test]
+fn issue_24_configurations_that_cannot_work_stop_the_daemon_naming_the_key() {
+    let Some(daemon) = daemon_binary("crowbar-dhcpd") else {
+        println!("skipped config refusals: examples/crowbar-dhcpd is not built");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let start = |extra: &str, server_ip: &str| {
+        let config = format!(
+            "{extra}\n[[interface]]\nname = \"cbnosuchif0\"\naddress = \"10.77.0.1\"\n\n\
+             [[subnet]]\ncidr = \"10.77.0.0/24\"\nserver_ip = \"{server_ip}\"\n\n\
+             [tftp]\nroot = \".\"\nblock_size_limit = 0\n"
+        );
+        fs::write(dir.path().join("dhcpd.toml"), config).unwrap();
+        let out = run(Command::new(&daemon)
+            .arg("--config")
+            .arg(dir.path().join("dhcpd.toml"))
+            .env("NO_COLOR", "1"));
+        assert!(!out.status.success(), "the daemon started");
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    let err = start("", "10.77.0.1");
+    assert!(
+        err.contains("tftp.block_size_limit: must be 8 to 65464"),
+        "{err}"
+    );
+    let err = start("", "10.99.0.1");
+    assert!(
+        err.contains("subnet[0].server_ip: 10.99.0.1 is outside 10.77.0.0/24"),
+        "{err}"
+    );
+    fs::write(
+        dir.path().join("hosts.toml"),
+        "[[host]]\nfqdn = \"lost.pxe.test\"\nmacs = [\"52:54:00:aa:bb:0a\"]\naddress = \"10.99.0.5/24\"\n",
+    )
+    .unwrap();
+    let config = fs::read_to_string(dir.path().join("dhcpd.toml")).unwrap();
+    let fixed = config
+        .replace("block_size_limit = 0", "block_size_limit = 1468")
+        .replace("10.99.0.1", "10.77.0.1");
+    fs::write(
+        dir.path().join("dhcpd.toml"),
+        format!("hosts_file = \"hosts.toml\"\n{fixed}"),
+    )
+    .unwrap();
+    let out = run(Command::new(&daemon)
+        .arg("--config")
+        .arg(dir.path().join("dhcpd.toml"))
+        .env("NO_COLOR", "1"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains(&format!(
+            "hosts_file {}/hosts.toml: host lost.pxe.test: 10.99.0.5 (reserved for lost.pxe.test) is outside every [[subnet]]",
+            dir.path().display()
+        )),
+        "{err}"
+    );
+}
+
+#[test]
 fn dhclient_gets_reservation_pool_address_and_release_frees_it() {
     let mut lab = lab_or_skip!("dhclient", &["dhclient"]);
     lab.start_daemon();

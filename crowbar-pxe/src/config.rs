@@ -152,6 +152,7 @@ struct RawBoot {
     bios: Option<String>,
     efi_x64: Option<String>,
     efi_arm64: Option<String>,
+    ipxe_script: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -226,7 +227,38 @@ impl DaemonConfig {
                 rule.target = BootTarget::Tftp(file);
             }
         }
-        let subnets = raw
+        for (i, s) in raw.subnet.iter().enumerate() {
+            // A relayed subnet's server address is ours on another network: it must then be
+            // the address of one of our interfaces, or clients are told a server identifier
+            // that does not reach us.
+            if !s.cidr.contains(&s.server_ip)
+                && !raw.interface.iter().any(|l| l.address == s.server_ip)
+            {
+                return Err(PxeError::config(
+                    format!("subnet[{i}].server_ip"),
+                    format!(
+                        "{} is outside {} and is not the address of any [[interface]]",
+                        s.server_ip, s.cidr
+                    ),
+                ));
+            }
+        }
+        if let Some(script) = &raw.boot.ipxe_script {
+            // One script for every iPXE client (a site menu) instead of ipxe/<mac>.ipxe: a
+            // name on our TFTP server, or a URL iPXE fetches itself.
+            if script.is_empty() || script.len() > 127 || script.contains('\0') {
+                return Err(PxeError::config(
+                    "boot.ipxe_script",
+                    "must be a TFTP file name or a URL of 1-127 bytes",
+                ));
+            }
+            for rule in &mut boot.rules {
+                if rule.target == BootTarget::IpxeScript {
+                    rule.target = BootTarget::Tftp(script.clone());
+                }
+            }
+        }
+        let subnets: Vec<SubnetConfig> = raw
             .subnet
             .into_iter()
             .map(|s| SubnetConfig {
@@ -261,7 +293,11 @@ impl DaemonConfig {
                     poll: Duration::from_millis(store.poll_ms),
                 }
             }
-            (None, _, None) => HostsConfig::Inline(parse_hosts(raw.host)?),
+            (None, _, None) => {
+                let hosts = parse_hosts(raw.host)?;
+                check_reservations(&hosts, &subnets, |i, _| format!("host[{i}].address"))?;
+                HostsConfig::Inline(hosts)
+            }
         };
         let tftp = raw.tftp.map(|t| tftp_config(t, &anchor)).transpose()?;
         Ok(DaemonConfig {
@@ -294,6 +330,28 @@ impl DaemonConfig {
             },
         })
     }
+}
+
+/// Refuses a reservation whose address lies outside every subnet: that machine would never
+/// get an answer. `key` names the entry (its index and FQDN) in the message.
+pub(crate) fn check_reservations(
+    hosts: &[HostEntry],
+    subnets: &[SubnetConfig],
+    key: impl Fn(usize, &HostEntry) -> String,
+) -> Result<(), PxeError> {
+    for (i, h) in hosts.iter().enumerate() {
+        let ip = h.address.addr();
+        if !subnets.iter().any(|s| s.net.contains(&ip)) {
+            return Err(PxeError::config(
+                key(i, h),
+                format!(
+                    "{ip} (reserved for {}) is outside every [[subnet]]; that machine would never get an answer",
+                    h.fqdn
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The `[tftp]` table over [`TftpConfig::new`]'s defaults; a value that cannot work is refused
@@ -457,6 +515,116 @@ block_size_limit = 1468
             DaemonConfig::parse(&zero, Path::new("c.toml"), Path::new("/")),
             Err(PxeError::InvalidConfig { .. })
         ));
+    }
+
+    fn refusal(text: &str) -> String {
+        match DaemonConfig::parse(text, Path::new("c.toml"), Path::new("/")) {
+            Ok(_) => panic!("accepted:\n{text}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn issue_24_configurations_that_cannot_work_are_refused_naming_the_key() {
+        assert_eq!(
+            refusal(&EXAMPLE.replace("block_size_limit = 1468", "block_size_limit = 0")),
+            "invalid configuration: tftp.block_size_limit: must be 8 to 65464 (RFC 2348), not 0"
+        );
+        assert_eq!(
+            refusal(&EXAMPLE.replace("block_size_limit = 1468", "timeout_secs = 0")),
+            "invalid configuration: tftp.timeout_secs: must be 1 to 255 (RFC 2349), not 0"
+        );
+        assert_eq!(
+            refusal(&EXAMPLE.replace("server_ip = \"10.77.0.1\"", "server_ip = \"10.99.0.1\"")),
+            "invalid configuration: subnet[0].server_ip: 10.99.0.1 is outside 10.77.0.0/24 \
+             and is not the address of any [[interface]]"
+        );
+        assert_eq!(
+            refusal(&EXAMPLE.replace("10.77.0.50/24", "10.99.0.50/24")),
+            "invalid configuration: host[0].address: 10.99.0.50 (reserved for \
+             node1.example.com) is outside every [[subnet]]; that machine would never get an answer"
+        );
+        // A relayed subnet's server address is ours on another network: accepted.
+        let relayed =
+            format!("{EXAMPLE}\n[[subnet]]\ncidr = \"10.88.0.0/24\"\nserver_ip = \"10.77.0.1\"\n");
+        assert!(DaemonConfig::parse(&relayed, Path::new("c.toml"), Path::new("/")).is_ok());
+    }
+
+    #[test]
+    fn issue_24_the_default_tftp_limits_hold_when_the_config_sets_none() {
+        let c = DaemonConfig::parse(
+            &EXAMPLE.replace("block_size_limit = 1468\n", ""),
+            Path::new("c.toml"),
+            Path::new("/"),
+        )
+        .unwrap();
+        let t = c.tftp.unwrap();
+        assert_eq!(
+            (
+                t.block_size_limit,
+                t.window_size_limit,
+                t.retries,
+                t.max_transfers
+            ),
+            (65464, 16, 5, 50)
+        );
+        assert_eq!(
+            (t.timeout, t.idle_timeout),
+            (Duration::from_secs(3), Duration::from_secs(30))
+        );
+        let tuned = EXAMPLE.replace(
+            "block_size_limit = 1468",
+            "retries = 2\nidle_timeout_secs = 10\nmax_transfers = 4\nwindow_size_limit = 8",
+        );
+        let t = DaemonConfig::parse(&tuned, Path::new("c.toml"), Path::new("/"))
+            .unwrap()
+            .tftp
+            .unwrap();
+        assert_eq!(
+            (
+                t.retries,
+                t.idle_timeout,
+                t.max_transfers,
+                t.window_size_limit
+            ),
+            (2, Duration::from_secs(10), 4, 8)
+        );
+    }
+
+    #[test]
+    fn issue_24_ipxe_clients_get_their_own_script_or_the_configured_one() {
+        use crate::{ClientPacket, HostIndex, MacAddr, Outcome, ParsedReply, Server};
+        let boot_file = |text: &str| {
+            let c = DaemonConfig::parse(text, Path::new("c.toml"), Path::new("/")).unwrap();
+            let mut server =
+                Server::new(c.server, std::sync::Arc::new(HostIndex::default())).unwrap();
+            let mac: MacAddr = "52:54:00:00:00:07".parse().unwrap();
+            let discover = ClientPacket::discover(mac, 1).ipxe().broadcast().build();
+            let now = std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+            let Outcome::Reply(offer) = server.handle(&discover, "10.77.0.1".parse().unwrap(), now)
+            else {
+                panic!("no offer")
+            };
+            ParsedReply::parse(&offer.bytes).unwrap().file
+        };
+        assert_eq!(
+            boot_file(EXAMPLE).as_deref(),
+            Some("ipxe/52-54-00-00-00-07.ipxe")
+        );
+        let menu = EXAMPLE.replace("[boot]\n", "[boot]\nipxe_script = \"boot.ipxe\"\n");
+        assert_eq!(boot_file(&menu).as_deref(), Some("boot.ipxe"));
+        let url = EXAMPLE.replace(
+            "[boot]\n",
+            "[boot]\nipxe_script = \"http://10.77.0.1/menu.ipxe\"\n",
+        );
+        assert_eq!(
+            boot_file(&url).as_deref(),
+            Some("http://10.77.0.1/menu.ipxe")
+        );
+        assert_eq!(
+            refusal(&EXAMPLE.replace("[boot]\n", "[boot]\nipxe_script = \"\"\n")),
+            "invalid configuration: boot.ipxe_script: must be a TFTP file name or a URL of 1-127 bytes"
+        );
     }
 
     #[test]

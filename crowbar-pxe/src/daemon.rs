@@ -6,15 +6,22 @@ use std::time::SystemTime;
 
 use tokio::sync::{mpsc, watch};
 
-use crate::config::HostsConfig;
+use crate::config::{HostsConfig, check_reservations};
 use crate::{
     DaemonConfig, DhcpService, HostIndex, HostSource, IpxeScripts, LeaseStore, LeaseWriter,
-    MemLeaseStore, PxeError, Server, SqliteLeaseStore, StaticHosts, Stats, TftpService,
+    MemLeaseStore, PxeError, Server, SqliteLeaseStore, StaticHosts, Stats, SubnetConfig,
+    TftpService,
 };
 
-fn load_hosts(config: &HostsConfig) -> Result<Arc<HostIndex>, PxeError> {
+fn load_hosts(config: &HostsConfig, subnets: &[SubnetConfig]) -> Result<Arc<HostIndex>, PxeError> {
     let entries = match config {
-        HostsConfig::File(path) => StaticHosts::load(path)?.hosts()?,
+        HostsConfig::File(path) => {
+            let entries = StaticHosts::load(path)?.hosts()?;
+            check_reservations(&entries, subnets, |_, h| {
+                format!("hosts_file {}: host {}", path.display(), h.fqdn)
+            })?;
+            entries
+        }
         HostsConfig::Inline(list) => list.clone(),
         HostsConfig::Store { .. } => {
             return Err(PxeError::config(
@@ -25,6 +32,17 @@ fn load_hosts(config: &HostsConfig) -> Result<Arc<HostIndex>, PxeError> {
         }
     };
     Ok(Arc::new(HostIndex::new(entries)?))
+}
+
+/// Warns about every reservation outside every subnet (reservations from a feed, such as a
+/// crowbar store, which cannot be refused at start like a file's).
+fn warn_unreachable(hosts: &HostIndex, subnets: &[SubnetConfig]) {
+    for h in hosts.entries() {
+        let ip = h.address.addr();
+        if !subnets.iter().any(|s| s.net.contains(&ip)) {
+            tracing::warn!(fqdn = %h.fqdn, address = %ip, "reservation outside every subnet: that machine will get no answer");
+        }
+    }
 }
 
 /// Runs DHCP (and TFTP if configured) until `shutdown` completes; returns the counters.
@@ -38,12 +56,13 @@ pub async fn run_daemon(
     mut reload: mpsc::Receiver<()>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<Stats, PxeError> {
-    let hosts = load_hosts(&config.hosts)?;
+    let hosts = load_hosts(&config.hosts, &config.server.subnets)?;
     let (hosts_tx, hosts_rx) = watch::channel(hosts);
     let hosts_config = config.hosts.clone();
+    let subnets = config.server.subnets.clone();
     let reloader = tokio::spawn(async move {
         while reload.recv().await.is_some() {
-            match load_hosts(&hosts_config) {
+            match load_hosts(&hosts_config, &subnets) {
                 Ok(index) => {
                     tracing::info!(hosts = index.len(), "hosts reloaded");
                     if hosts_tx.send(index).is_err() {
@@ -68,6 +87,7 @@ pub async fn run_daemon_with_hosts(
     shutdown: impl Future<Output = ()>,
 ) -> Result<Stats, PxeError> {
     let hosts = hosts_rx.borrow().clone();
+    warn_unreachable(&hosts, &config.server.subnets);
     let mut store: Box<dyn LeaseStore> = match &config.lease_db {
         Some(path) => Box::new(SqliteLeaseStore::open(path)?),
         None => Box::new(MemLeaseStore::new()),

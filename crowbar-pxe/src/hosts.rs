@@ -176,6 +176,11 @@ impl HostIndex {
         self.by_addr.get(&addr)
     }
 
+    /// Every entry, in no particular order.
+    pub fn entries(&self) -> impl Iterator<Item = &HostEntry> {
+        self.by_addr.values().map(|e| e.as_ref())
+    }
+
     /// Number of entries.
     pub fn len(&self) -> usize {
         self.by_addr.len()

@@ -12,8 +12,10 @@ use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
 
 use netlink_packet_core::{
-    NLM_F_ACK, NLM_F_CREATE, NLM_F_REPLACE, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload,
+    NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_REPLACE, NLM_F_REQUEST, NetlinkMessage,
+    NetlinkPayload,
 };
+use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 use netlink_packet_route::link::{LinkAttribute, LinkMessage};
 use netlink_packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState,
@@ -108,6 +110,69 @@ impl NetlinkNeighbours {
             }
         }
         reply
+    }
+}
+
+impl NetlinkNeighbours {
+    /// The IPv4 addresses on interface `ifindex` (an `RTM_GETADDR` dump; start-up only, it
+    /// waits for the answer).
+    pub fn addresses(&mut self, ifindex: u32) -> Result<Vec<Ipv4Addr>, PxeError> {
+        let context = || format!("listing the addresses of interface {ifindex}");
+        let mut request = AddressMessage::default();
+        request.header.family = AddressFamily::Inet;
+        self.socket
+            .set_non_blocking(false)
+            .map_err(|e| PxeError::io(context(), e))?;
+        let result = self.dump_addresses(request, ifindex);
+        self.socket
+            .set_non_blocking(true)
+            .map_err(|e| PxeError::io(context(), e))?;
+        result.map_err(|e| PxeError::io(context(), e))
+    }
+
+    fn dump_addresses(
+        &mut self,
+        request: AddressMessage,
+        ifindex: u32,
+    ) -> io::Result<Vec<Ipv4Addr>> {
+        let seq = self.send(
+            RouteNetlinkMessage::GetAddress(request),
+            NLM_F_REQUEST | NLM_F_DUMP,
+        )?;
+        let mut found = Vec::new();
+        loop {
+            self.buf.clear();
+            self.socket.recv(&mut self.buf, 0)?;
+            let mut offset = 0;
+            while offset < self.buf.len() {
+                let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&self.buf[offset..])
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+                let len = msg.header.length as usize;
+                if msg.header.sequence_number == seq {
+                    match msg.payload {
+                        NetlinkPayload::Done(_) => return Ok(found),
+                        NetlinkPayload::Error(e) if e.code.is_some() => return Err(e.to_io()),
+                        NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewAddress(a))
+                            if a.header.index == ifindex =>
+                        {
+                            for attr in a.attributes {
+                                if let AddressAttribute::Address(std::net::IpAddr::V4(ip))
+                                | AddressAttribute::Local(std::net::IpAddr::V4(ip)) = attr
+                                    && !found.contains(&ip)
+                                {
+                                    found.push(ip);
+                                }
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                if len == 0 {
+                    break;
+                }
+                offset += (len + 3) & !3;
+            }
+        }
     }
 }
 

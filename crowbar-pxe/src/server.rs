@@ -137,6 +137,9 @@ pub enum Silence {
     OtherServer,
     /// An unknown machine on a subnet without a pool.
     NotReserved,
+    /// A reserved machine asked on a subnet that does not hold its reserved address (logged
+    /// with both).
+    ReservedElsewhere,
     /// The pool has no free address.
     PoolExhausted,
     /// We have no record of the client and are not authoritative.
@@ -489,6 +492,14 @@ impl Server {
             giaddr
         };
         let Some(subnet) = self.subnet_of(anchor) else {
+            if let Some(host) = self.hosts.by_mac(&req.mac) {
+                tracing::info!(
+                    mac = %req.mac,
+                    fqdn = %host.fqdn,
+                    from = %anchor,
+                    "DHCP request from a reserved MAC dropped: it came from a network no subnet serves"
+                );
+            }
             return Outcome::Silent(Silence::NoSubnet);
         };
         match req.kind {
@@ -537,8 +548,15 @@ impl Server {
         let mac = req.mac;
         let (ip, reserved) = match self.binding(mac, subnet) {
             Some(b) => b,
-            None if self.hosts.by_mac(&mac).is_some() => {
-                return Outcome::Silent(Silence::NotReserved);
+            None if let Some(host) = self.hosts.by_mac(&mac) => {
+                tracing::info!(
+                    %mac,
+                    fqdn = %host.fqdn,
+                    reserved = %host.address,
+                    subnet = %self.subnets[subnet].cfg.net,
+                    "DHCP request from a reserved MAC dropped: its reserved address is not on the subnet it asked from"
+                );
+                return Outcome::Silent(Silence::ReservedElsewhere);
             }
             None => {
                 if self.subnets[subnet].pool.is_none() {

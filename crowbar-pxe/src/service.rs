@@ -192,6 +192,29 @@ fn bind_socket(listener: &Listener, port: u16) -> Result<UdpSocket, PxeError> {
     UdpSocket::from_std(s.into()).map_err(|e| PxeError::io(what("registering"), e))
 }
 
+/// Warns about a listener whose address is not on its interface: broadcasts from there are
+/// then matched to the subnet of an address the clients cannot reach.
+fn warn_foreign_addresses(n: &mut NetlinkNeighbours, listeners: &[Listener]) {
+    for l in listeners {
+        let Some(name) = l.interface.as_deref() else {
+            continue;
+        };
+        let Ok(index) = n.ifindex(name) else {
+            continue; // said when the index is looked up again
+        };
+        match n.addresses(index) {
+            Ok(list) if !list.contains(&l.address) => tracing::warn!(
+                interface = name,
+                address = %l.address,
+                on_interface = ?list,
+                "interface.address is not an address of the interface"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::debug!(error = %e, "cannot check the interface's addresses"),
+        }
+    }
+}
+
 struct Inbound {
     listener: usize,
     from: SocketAddr,
@@ -210,7 +233,10 @@ impl DhcpService {
             None
         } else {
             match NetlinkNeighbours::open() {
-                Ok(n) => Some(Box::new(n)),
+                Ok(mut n) => {
+                    warn_foreign_addresses(&mut n, &config.listeners);
+                    Some(Box::new(n))
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "no neighbour table; replies to clients without an address will be broadcast");
                     None
@@ -533,6 +559,17 @@ mod tests {
         let mut u = Unicaster::new(Some(Box::new(table.clone())));
         assert!(!u.prepare(None, IP, mac(1)));
         assert_eq!(table.writes(), 0);
+    }
+
+    #[test]
+    fn issue_24_the_kernel_lists_an_interfaces_addresses() {
+        // RTM_GETADDR needs no privilege; every namespace's `lo` has 127.0.0.1.
+        let mut n = NetlinkNeighbours::open().unwrap();
+        let lo = n.addresses(1).unwrap();
+        assert!(lo.contains(&Ipv4Addr::LOCALHOST), "{lo:?}");
+        assert!(!lo.contains(&Ipv4Addr::new(10, 99, 0, 1)));
+        // The socket still answers requests afterwards.
+        assert_eq!(n.ifindex("lo").unwrap(), 1);
     }
 
     #[test]
