@@ -20,6 +20,13 @@
 //! it reloads the cluster and swaps the reservations in if they changed. A store path that does
 //! not exist or is not a crowbar store stops the daemon at start-up.
 //!
+//! iPXE clients get `ipxe/<mac>.ipxe`, generated per machine; `[boot] ipxe_script = "boot.ipxe"`
+//! (or a URL) sends them all one script instead. The generated scripts fetch kernels from
+//! `http://<server_ip>:8091/` (`[boot] http_base`), which nothing in this project serves yet:
+//! see the crowbar-pxe crate docs. `[tftp]` takes `root`, `bind`, `block_size_limit` (8-65464),
+//! `window_size_limit` (default 16), `timeout_secs` (default 3), `retries` (default 5),
+//! `idle_timeout_secs` (default 30) and `max_transfers` (default 50).
+//!
 //! SIGHUP re-reads the hosts file (with a store: checks the revision now); SIGINT or SIGTERM
 //! stop it cleanly, flushing leases to the database.
 

@@ -5,7 +5,9 @@ use crate::{Bootenv, HostEntry, MacAddr};
 /// Where the discovery image and OS installers live, for rendering iPXE scripts.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct ScriptConfig {
-    /// Base URL of the provisioner's web server, e.g. `http://10.77.0.1:8091`.
+    /// Base URL of the provisioner's web server, e.g. `http://10.77.0.1:8091`. Nothing in
+    /// this project serves it yet (see the crate docs): the provisioning issue adds the HTTP
+    /// file server; until then the site must serve the images there itself.
     pub http_base: String,
     /// Extra kernel arguments for every image (e.g. `console=ttyS0`).
     pub extra_args: String,

@@ -102,6 +102,28 @@
 //! # Ok::<(), crowbar_pxe::PxeError>(())
 //! ```
 //!
+//! # Boot files, iPXE scripts, and what is not served yet
+//!
+//! The default [`BootPolicy`] sends firmware an iPXE binary over TFTP (`undionly.kpxe`,
+//! `ipxe.efi`, ...) and sends iPXE itself `ipxe/<mac>.ipxe`, a script generated per machine
+//! from its bootenv ([`IpxeScripts`], served by [`TftpService`] from memory). A site that
+//! keeps its own menu sets one script for every iPXE client in the daemon's configuration,
+//! a TFTP file name or a URL that iPXE fetches itself, the way dnsmasq and Kea setups chain
+//! `boot.ipxe`:
+//!
+//! ```toml
+//! [boot]
+//! ipxe_script = "boot.ipxe"          # or "http://10.77.0.1/menu.ipxe"; default: ipxe/<mac>.ipxe
+//! http_base = "http://10.77.0.1:8091" # where the generated scripts fetch kernels from
+//! ```
+//!
+//! **Nothing in this project serves HTTP yet.** The generated scripts load the discovery
+//! image and the OS installers from `http://<server>:8091/...` ([`ScriptConfig::http_base`],
+//! by default the first subnet's `server_ip` on port 8091, the provisioner's port in Digital
+//! Rebar), so a machine PXE-booted today gets its address, its iPXE binary and its script,
+//! and stops at the script's first `kernel` line unless a web server of the site's own serves
+//! those files there. The provisioning issue adds the provisioner's HTTP file server.
+//!
 //! The tokio socket layer ([`DhcpService`]) wraps this core: one socket per interface bound
 //! with `SO_BINDTODEVICE`, replies sent per RFC 2131 §4.1, lease changes written in batches by
 //! a [`LeaseWriter`] thread over a [`SqliteLeaseStore`]. [`TftpService`] serves a read-only

@@ -56,7 +56,8 @@ pub enum ArchMatch {
 /// What a matching client is told to load.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum BootTarget {
-    /// A file name on our TFTP server (next-server = us).
+    /// A file name on our TFTP server (next-server = us), or a URL for clients that fetch
+    /// it themselves (iPXE, given `[boot] ipxe_script = "http://..."`).
     Tftp(String),
     /// A URL (UEFI HTTP boot); the reply carries vendor class `HTTPClient`.
     Http(String),
