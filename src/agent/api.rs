@@ -11,7 +11,7 @@ use axum::Json;
 use axum::Router;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::http::{Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -686,10 +686,8 @@ async fn show_jig(State(s): State<ApiState>, Path(name): Path<String>) -> ApiRes
 
 async fn import_barclamp(
     State(s): State<ApiState>,
-    headers: HeaderMap,
     body: String,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let _ = headers;
     let barclamp = super::barclamp::Barclamp::parse(&body, "the request body")
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.to_string()))?;
     let known: Vec<String> = s.jigs.iter().map(|j| j.name.clone()).collect();
